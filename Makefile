@@ -1,0 +1,67 @@
+# durable-topic-operator: one entry point for the test bed, the tests and the demo.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CACHE ?= $(or $(DURABLETOPIC_CACHE),$(HOME)/.cache/durabletopic)
+VENV := .venv
+BIN := $(VENV)/bin
+export DURABLETOPIC_CACHE := $(CACHE)
+export PIP_CACHE_DIR := $(CACHE)/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(BIN)/.installed ## virtualenv with the package and the dev tools
+
+.PHONY: testbed-install
+testbed-install: ## fetch and build Kafka, etcd, kube-apiserver, kubectl and helm into the cache
+	bash tests/testbed/install.sh all
+
+.PHONY: lint
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check operator tests $(wildcard bench)
+	$(BIN)/ruff format --check operator tests $(wildcard bench)
+	$(BIN)/mypy
+
+.PHONY: unit
+unit: venv ## the fast tests: no servers
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test
+test: venv testbed-install lint ## everything: install, lint, type checks, unit, integration and end-to-end tests
+	$(BIN)/pytest -m 'not chaos' $(PYTEST_ARGS)
+
+.PHONY: test-chaos
+test-chaos: venv testbed-install ## the long fault-injection runs
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+
+.PHONY: testbed-up
+testbed-up: venv testbed-install ## start the test bed (or reuse a running one)
+	$(BIN)/python -m tests.testbed up
+
+.PHONY: testbed-down
+testbed-down: venv ## stop everything the test bed started
+	$(BIN)/python -m tests.testbed down
+
+.PHONY: demo
+demo: venv testbed-install ## run the operator on the local test bed with the examples
+	$(BIN)/python -m tests.testbed demo
+
+.PHONY: crds
+crds: venv ## regenerate the CRD from the rules (crds/ and the chart)
+	$(BIN)/python -c 'from durabletopic import crd; print(crd.render(), end="")' > crds/durabletopics.durabletopic.dev.yaml
+	if [ -d charts/durable-topic-operator/crds ]; then cp crds/durabletopics.durabletopic.dev.yaml charts/durable-topic-operator/crds/; fi

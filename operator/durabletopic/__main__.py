@@ -1,0 +1,3 @@
+from durabletopic.cli import main
+
+raise SystemExit(main())

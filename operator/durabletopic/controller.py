@@ -1,0 +1,585 @@
+"""The reconcile loop: DurableTopics in, batched Kafka calls out, status back.
+
+Watch events only mark objects as due. One loop takes every due object at once (up to a batch
+size), reads their topics from Kafka in one batched call, asks the planner what to do, carries
+out the actions in one batched call per kind, reads the changed topics back, and writes status
+where it changed. A periodic sweep marks every object due, so drift and replica health are
+checked by the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from durabletopic import crd
+from durabletopic.health import replica_health
+from durabletopic.k8s.api import ApiError
+from durabletopic.k8s.store import DurableTopicObject, Store
+from durabletopic.kafka.admin import KafkaUnavailable, NewTopicRequest, TopicError
+from durabletopic.metrics import Metrics
+from durabletopic.model import ClusterInfo, DeletionPolicy, DurableTopicSpec, ObjectRef, ObservedTopic, Policy
+from durabletopic.plan import (
+    AddPartitions,
+    AlterConfigs,
+    CreateTopic,
+    Reason,
+    TopicPlan,
+    plan_deletion,
+    plan_topic,
+)
+from durabletopic.status import (
+    DRIFTED,
+    PAUSED,
+    READY,
+    REPLICAS_HEALTHY,
+    Condition,
+    conditions_for_error,
+    conditions_for_plan,
+    drift_entries,
+    merge_conditions,
+    observed_fields,
+    without_volatile,
+)
+from durabletopic.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "durabletopic.dev/delete-topic"
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 4.0
+SETTLE_DELAY_SECONDS = 0.5
+STALLED_REASONS_FROM_KAFKA = {
+    "INVALID_REPLICATION_FACTOR": Reason.INSUFFICIENT_BROKERS,
+    "INVALID_REPLICA_ASSIGNMENT": Reason.INSUFFICIENT_BROKERS,
+}
+
+
+class KafkaPort(Protocol):
+    async def describe_cluster(self) -> ClusterInfo: ...
+    async def describe_topics(self, names: Any) -> dict[str, ObservedTopic | None]: ...
+    async def create_topics(self, topics: Any) -> dict[str, TopicError | None]: ...
+    async def create_partitions(self, requests: Any) -> dict[str, TopicError | None]: ...
+    async def alter_configs(self, requests: Any) -> dict[str, TopicError | None]: ...
+    async def delete_topics(self, names: Any) -> dict[str, TopicError | None]: ...
+
+
+class ApiPort(Protocol):
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> dict[str, Any]: ...
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one pass concluded for one object, before it is written."""
+
+    conditions: list[Condition]
+    observed: ObservedTopic | None = None
+    plan: TopicPlan | None = None
+    requeue_after: float | None = None
+    drift: list[dict[str, str]] | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    reconciled: bool = True
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        kafka: KafkaPort,
+        api: ApiPort,
+        metrics: Metrics,
+        policy: Policy,
+        batch_size: int = 1000,
+        sweep_interval: float = 10.0,
+        reporting_instance: str = "durabletopic",
+        now: Callable[[], str] = utc_now,
+    ) -> None:
+        self.store = store
+        self.kafka = kafka
+        self.api = api
+        self.metrics = metrics
+        self.policy = policy
+        self.batch_size = batch_size
+        self.sweep_interval = sweep_interval
+        self.reporting_instance = reporting_instance
+        self.now = now
+        self.queue: WorkQueue[ObjectRef] = WorkQueue()
+        self._failures: dict[ObjectRef, int] = defaultdict(int)
+
+    # ----- events in -----
+
+    def observe_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Called for every watch event of a DurableTopic."""
+        if event_type == "DELETED":
+            meta = body.get("metadata", {})
+            ref = ObjectRef(meta.get("namespace", ""), meta.get("name", ""))
+            removed = self.store.remove(ref)
+            self.queue.discard(ref)
+            self._failures.pop(ref, None)
+            self.metrics.forget(ref)
+            if removed is not None:
+                for other in self.store.claimants(removed.topic_name):
+                    self.queue.add(other)
+            self._count_resources()
+            return
+        obj = DurableTopicObject.from_body(body)
+        previous = self.store.get(obj.ref)
+        if self.store.upsert(obj):
+            self.queue.add(obj.ref)
+            if previous is None:
+                for other in self.store.claimants(obj.topic_name):
+                    self.queue.add(other)
+
+    # ----- loops -----
+
+    async def run(self) -> None:
+        while True:
+            refs = await self.queue.take(self.batch_size, linger=0.02)
+            started = time.monotonic()
+            try:
+                await self.reconcile(refs)
+                self.metrics.reconcile_total.labels(result="ok").inc(len(refs))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile pass failed; the objects are retried")
+                self.metrics.reconcile_total.labels(result="error").inc(len(refs))
+                for ref in refs:
+                    self._retry(ref)
+            finally:
+                self.metrics.reconcile_duration.observe(time.monotonic() - started)
+
+    async def sweep(self) -> None:
+        """Marks every managed object due, every sweep interval."""
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            for obj in self.store:
+                if not obj.paused:
+                    self.queue.add(obj.ref)
+
+    # ----- one pass -----
+
+    async def reconcile(self, refs: list[ObjectRef]) -> None:
+        objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None]
+        outcomes: dict[ObjectRef, Outcome] = {}
+        work: list[tuple[DurableTopicObject, DurableTopicSpec]] = []
+        deleting: list[tuple[DurableTopicObject, DurableTopicSpec]] = []
+        for obj in objects:
+            try:
+                spec = obj.spec()
+            except ValueError as error:
+                outcomes[obj.ref] = Outcome(
+                    conditions_for_error(Reason.INVALID_CONFIG, str(error), retrying=False)
+                )
+                if obj.deleting:
+                    await self._set_finalizer(obj, False)
+                continue
+            if obj.deleting:
+                deleting.append((obj, spec))
+            elif obj.paused:
+                outcomes[obj.ref] = Outcome(self._paused_conditions(obj), reconciled=False)
+            elif self.store.owner(obj.topic_name) != obj.ref:
+                owner = self.store.owner(obj.topic_name)
+                message = (
+                    f"Kafka topic {obj.topic_name} is already managed by DurableTopic {owner}, which is older: "
+                    "this object changes nothing; delete it or give it another spec.topicName."
+                )
+                outcomes[obj.ref] = Outcome(
+                    conditions_for_error(Reason.TOPIC_CONFLICT, message, retrying=False)
+                )
+            else:
+                work.append((obj, spec))
+
+        await asyncio.gather(
+            *(self._set_finalizer(o, s.deletion_policy is DeletionPolicy.DELETE) for o, s in work)
+        )
+
+        names = {obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting}
+        try:
+            observed = await self.kafka.describe_topics(sorted(names)) if names else {}
+            cluster = (
+                await self.kafka.describe_cluster() if any(observed.get(n) is None for n in names) else None
+            )
+        except KafkaUnavailable as error:
+            message = f"Kafka cannot be reached ({error}); retrying."
+            for obj, _ in work + deleting:
+                outcomes[obj.ref] = Outcome(
+                    conditions_for_error(Reason.KAFKA_UNAVAILABLE, message, retrying=True),
+                    requeue_after=self._backoff(obj.ref),
+                )
+            await self._finish(objects, outcomes)
+            return
+
+        if deleting:
+            await self._delete(deleting, observed)
+        if work:
+            outcomes.update(await self._apply(work, observed, cluster or ClusterInfo(())))
+        await self._finish([o for o in objects if not o.deleting], outcomes)
+
+    async def _apply(
+        self,
+        work: list[tuple[DurableTopicObject, DurableTopicSpec]],
+        observed: dict[str, ObservedTopic | None],
+        cluster: ClusterInfo,
+    ) -> dict[ObjectRef, Outcome]:
+        plans: dict[ObjectRef, TopicPlan] = {}
+        for obj, spec in work:
+            plans[obj.ref] = plan_topic(
+                spec,
+                obj.topic_name,
+                observed.get(obj.topic_name),
+                cluster,
+                self.policy,
+                spec_already_applied=_spec_already_applied(obj),
+            )
+        errors = await self._execute([a for p in plans.values() for a in p.actions])
+
+        acted = sorted({obj.topic_name for obj, _ in work if plans[obj.ref].actions})
+        after = dict(observed)
+        if acted:
+            after.update(await self.kafka.describe_topics(acted))
+
+        outcomes: dict[ObjectRef, Outcome] = {}
+        for obj, spec in work:
+            first = plans[obj.ref]
+            now_observed = after.get(obj.topic_name)
+            final = (
+                plan_topic(
+                    spec, obj.topic_name, now_observed, cluster, self.policy, spec_already_applied=True
+                )
+                if first.actions
+                else first
+            )
+            error = errors.get(obj.topic_name)
+            outcomes[obj.ref] = self._outcome(obj, first, final, now_observed, error)
+        return outcomes
+
+    def _outcome(
+        self,
+        obj: DurableTopicObject,
+        first: TopicPlan,
+        final: TopicPlan,
+        observed: ObservedTopic | None,
+        error: TopicError | None,
+    ) -> Outcome:
+        topic = obj.topic_name
+        if error is not None and error.code != "TOPIC_ALREADY_EXISTS":
+            reason = STALLED_REASONS_FROM_KAFKA.get(error.code, Reason.INVALID_CONFIG)
+            message = f"Kafka refused the change to topic {topic}: {error.code}: {error.message}"
+            if error.retriable:
+                return Outcome(
+                    conditions_for_error(Reason.UPDATING, message, retrying=True),
+                    observed,
+                    final,
+                    self._backoff(obj.ref),
+                )
+            return Outcome(
+                conditions_for_error(reason, message, retrying=False),
+                observed,
+                final,
+                events=[("Warning", str(reason), message)],
+            )
+
+        outcome = Outcome(conditions_for_plan(final, topic), observed, final)
+        if final.actions or (error is not None):
+            outcome.requeue_after = self._backoff(obj.ref, base=SETTLE_DELAY_SECONDS)
+        else:
+            self._failures.pop(obj.ref, None)
+
+        drifted = _spec_already_applied(obj) and bool(first.differences)
+        if drifted:
+            action = "reverted" if first.actions and not final.differences else "reported"
+            if not first.enforced:
+                action = "reported"
+            keys = ", ".join(d.key for d in first.differences)
+            previously = {d.get("key") for d in obj.status.get("drift") or []}
+            new_keys = [d for d in first.differences if d.key not in previously]
+            for difference in new_keys if action == "reported" else first.differences:
+                self.metrics.drift_detected.labels(
+                    obj.ref.namespace, obj.ref.name, topic, difference.key, str(difference.severity), action
+                ).inc()
+            if action == "reverted":
+                lost = any(d.key == "topic" for d in first.differences)
+                detail = (
+                    " The topic had been deleted and was recreated empty: its data was lost." if lost else ""
+                )
+                outcome.events.append(
+                    (
+                        "Warning",
+                        "DriftDetected",
+                        f"Kafka topic {topic} drifted from its spec: {_describe(first)}.",
+                    )
+                )
+                outcome.events.append(
+                    (
+                        "Warning" if lost else "Normal",
+                        "DriftReverted",
+                        f"Kafka topic {topic}: put back {keys}.{detail}",
+                    )
+                )
+                outcome.drift = []
+            else:
+                if new_keys:
+                    outcome.events.append(
+                        (
+                            "Warning",
+                            "DriftDetected",
+                            f"Kafka topic {topic} drifted from its spec: {_describe(first)}; "
+                            "driftPolicy is Report, nothing was changed.",
+                        )
+                    )
+                outcome.drift = drift_entries(
+                    first.differences, obj.status.get("drift") or [], action, self.now()
+                )
+        if final.refusals and obj.status_reason("Stalled") != str(final.refusals[0].reason):
+            refusal = final.refusals[0]
+            outcome.events.append(("Warning", str(refusal.reason), refusal.message))
+        return outcome
+
+    async def _execute(self, actions: list[Any]) -> dict[str, TopicError | None]:
+        creates = [
+            NewTopicRequest(a.name, a.partitions, a.replication_factor, a.configs)
+            for a in actions
+            if isinstance(a, CreateTopic)
+        ]
+        partitions = {a.name: a.total for a in actions if isinstance(a, AddPartitions)}
+        alters: dict[str, Mapping[str, str | None]] = {
+            a.name: a.configs for a in actions if isinstance(a, AlterConfigs)
+        }
+        calls: list[Awaitable[dict[str, TopicError | None]]] = []
+        if creates:
+            calls.append(self.kafka.create_topics(creates))
+        if partitions:
+            calls.append(self.kafka.create_partitions(partitions))
+        if alters:
+            calls.append(self.kafka.alter_configs(alters))
+        errors: dict[str, TopicError | None] = {}
+        for result in await asyncio.gather(*calls):
+            for name, error in result.items():
+                if error is not None:
+                    errors[name] = error
+        return errors
+
+    async def _delete(
+        self,
+        deleting: list[tuple[DurableTopicObject, DurableTopicSpec]],
+        observed: Mapping[str, ObservedTopic | None],
+    ) -> None:
+        to_delete: dict[str, DurableTopicObject] = {}
+        kept: list[DurableTopicObject] = []
+        for obj, spec in deleting:
+            owner = self.store.owner(obj.topic_name) == obj.ref
+            action, why = plan_deletion(
+                spec, observed.get(obj.topic_name), obj.status.get("topicId"), owner=owner
+            )
+            if action is None:
+                if spec.deletion_policy is DeletionPolicy.DELETE:
+                    await self._event(
+                        obj, "Normal", "TopicRetained", f"Kafka topic {obj.topic_name} kept: {why}."
+                    )
+                kept.append(obj)
+            else:
+                to_delete[action.name] = obj
+        for obj in kept:
+            await self._set_finalizer(obj, False)
+        if not to_delete:
+            return
+        results = await self.kafka.delete_topics(sorted(to_delete))
+        for name, obj in to_delete.items():
+            error = results.get(name)
+            if error is None or error.code == "UNKNOWN_TOPIC_OR_PART":
+                await self._event(
+                    obj, "Normal", "TopicDeleted", f"Kafka topic {name} deleted: deletionPolicy is Delete."
+                )
+                await self._set_finalizer(obj, False)
+            else:
+                await self._event(
+                    obj, "Warning", "DeleteFailed", f"Kafka refused to delete {name}: {error.message}"
+                )
+                self._retry(obj.ref)
+
+    # ----- writing back -----
+
+    async def _finish(self, objects: list[DurableTopicObject], outcomes: Mapping[ObjectRef, Outcome]) -> None:
+        writes = []
+        for obj in objects:
+            outcome = outcomes.get(obj.ref)
+            if outcome is None:
+                continue
+            writes.append(self._write(obj, outcome))
+            if outcome.requeue_after is not None:
+                self.queue.add(obj.ref, outcome.requeue_after)
+        await asyncio.gather(*writes)
+        self._count_resources()
+
+    async def _write(self, obj: DurableTopicObject, outcome: Outcome) -> None:
+        now = self.now()
+        conditions = list(outcome.conditions)
+        status: dict[str, Any] = dict(obj.status)
+        generation = obj.generation if outcome.reconciled else int(obj.status.get("observedGeneration") or 0)
+        status["observedGeneration"] = generation
+        if outcome.plan is not None:
+            status.update(observed_fields(obj.topic_name, outcome.observed, outcome.plan.unmanaged_configs))
+        else:
+            status.setdefault("topicName", obj.topic_name)
+        if outcome.observed is not None:
+            health = replica_health(outcome.observed)
+            status["health"] = health.as_status()
+            conditions.append(
+                Condition(REPLICAS_HEALTHY, health.healthy, health.reason, health.message(obj.topic_name))
+            )
+            self.metrics.set_health(
+                obj.ref,
+                obj.topic_name,
+                health.under_replicated,
+                health.under_min_isr,
+                health.at_min_isr,
+                health.offline,
+            )
+        elif outcome.plan is not None:
+            status.pop("health", None)
+        if outcome.drift is not None:
+            status["drift"] = outcome.drift
+            conditions.append(_drift_condition(outcome.drift, obj))
+        elif (kept_drift := _kept_condition(obj, DRIFTED)) is not None:
+            conditions.append(kept_drift)
+        if outcome.drift is not None or outcome.plan is not None:
+            self.metrics.set_drift(
+                obj.ref,
+                obj.topic_name,
+                [(d["key"], d["severity"]) for d in (outcome.drift or []) if d.get("action") == "reported"],
+            )
+        if not any(c.type == REPLICAS_HEALTHY for c in conditions) and outcome.plan is None:
+            kept = _kept_condition(obj, REPLICAS_HEALTHY)
+            if kept is not None:
+                conditions.append(kept)
+        status["conditions"] = merge_conditions(
+            conditions, obj.status.get("conditions") or [], obj.generation, now
+        )
+        for kind, reason, message in outcome.events:
+            await self._event(obj, kind, reason, message)
+        if without_volatile(status) == without_volatile(obj.status):
+            return
+        status["lastReconcileTime"] = now
+        patch: dict[str, Any] = {key: status.get(key) for key in set(status) | set(obj.status)}
+        path = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{obj.ref.namespace}/{crd.PLURAL}/{obj.ref.name}/status"
+        try:
+            await self.api.merge_patch(path, {"status": patch})
+            obj.status = status
+        except ApiError as error:
+            if error.status != 404:
+                log.warning("status of %s not written: %s", obj.ref, error)
+                self._retry(obj.ref)
+
+    async def _set_finalizer(self, obj: DurableTopicObject, wanted: bool) -> None:
+        if (FINALIZER in obj.finalizers) == wanted:
+            return
+        finalizers = [f for f in obj.finalizers if f != FINALIZER] + ([FINALIZER] if wanted else [])
+        path = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{obj.ref.namespace}/{crd.PLURAL}/{obj.ref.name}"
+        try:
+            await self.api.merge_patch(
+                path, {"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version}}
+            )
+            obj.finalizers = tuple(finalizers)
+        except ApiError as error:
+            if error.status != 404:
+                log.info("finalizers of %s not updated (%s); retrying", obj.ref, error)
+                self._retry(obj.ref)
+
+    async def _event(self, obj: DurableTopicObject, kind: str, reason: str, message: str) -> None:
+        now = self.now()
+        body = {
+            "metadata": {"generateName": f"{obj.ref.name}.", "namespace": obj.ref.namespace},
+            "involvedObject": obj.involved_object(),
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "durable-topic-operator"},
+            "reportingComponent": "durabletopic.dev/operator",
+            "reportingInstance": self.reporting_instance,
+        }
+        try:
+            await self.api.request("POST", f"/api/v1/namespaces/{obj.ref.namespace}/events", body)
+        except ApiError as error:
+            log.info("event %s on %s not posted: %s", reason, obj.ref, error)
+        log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s %s: %s", obj.ref, reason, message)
+
+    # ----- helpers -----
+
+    def _paused_conditions(self, obj: DurableTopicObject) -> list[Condition]:
+        kept = [
+            c
+            for t in (READY, "Reconciling", "Stalled", REPLICAS_HEALTHY, DRIFTED)
+            if (c := _kept_condition(obj, t))
+        ]
+        message = "The durabletopic.dev/paused annotation is true: the operator makes no Kafka calls for this object."
+        return [*kept, Condition(PAUSED, True, Reason.PAUSED, message)]
+
+    def _backoff(self, ref: ObjectRef, base: float = RETRY_BASE_SECONDS) -> float:
+        attempt = self._failures[ref]
+        self._failures[ref] = attempt + 1
+        return float(min(base * (2**attempt), RETRY_CAP_SECONDS))
+
+    def _retry(self, ref: ObjectRef) -> None:
+        self.queue.add(ref, self._backoff(ref))
+
+    def _count_resources(self) -> None:
+        counts = dict.fromkeys(("Ready", "Stalled", "Reconciling", "Paused"), 0)
+        for obj in self.store:
+            for condition in obj.status.get("conditions") or []:
+                if condition.get("type") in counts and condition.get("status") == "True":
+                    counts[condition["type"]] += 1
+        for condition, count in counts.items():
+            self.metrics.resources.labels(condition=condition).set(count)
+
+
+def _spec_already_applied(obj: DurableTopicObject) -> bool:
+    """This generation was reconciled before: a difference now is drift, not a spec change."""
+    if obj.status.get("observedGeneration") != obj.generation:
+        return False
+    return any(
+        (c.get("type") in (READY, DRIFTED) and c.get("status") == "True") or c.get("reason") == "Drifted"
+        for c in obj.status.get("conditions") or []
+    )
+
+
+def _describe(plan: TopicPlan) -> str:
+    return "; ".join(f"{d.key} is {d.actual}, expected {d.expected} ({d.severity})" for d in plan.differences)
+
+
+def _drift_condition(drift: list[dict[str, str]], obj: DurableTopicObject) -> Condition:
+    if drift:
+        keys = ", ".join(f"{d['key']} ({d['severity']})" for d in drift)
+        return Condition(
+            DRIFTED, True, "DriftDetected", f"Kafka differs from the spec in {keys}; driftPolicy is Report."
+        )
+    return Condition(DRIFTED, False, "DriftReverted", "Drift was detected and put right.")
+
+
+def _kept_condition(obj: DurableTopicObject, kind: str) -> Condition | None:
+    for condition in obj.status.get("conditions") or []:
+        if condition.get("type") == kind:
+            return Condition(
+                kind,
+                condition.get("status") == "True",
+                condition.get("reason", ""),
+                condition.get("message", ""),
+            )
+    return None

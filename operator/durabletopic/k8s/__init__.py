@@ -1,0 +1,1 @@
+"""The Kubernetes side: watching DurableTopics through kopf, and writing status, events and finalizers."""

@@ -1,0 +1,119 @@
+"""Runs the operator: kopf watches DurableTopics and feeds the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from durabletopic import audit, crd
+from durabletopic.controller import Controller
+from durabletopic.k8s.api import KubeApi, load_configuration
+from durabletopic.k8s.store import Store
+from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
+from durabletopic.metrics import Metrics
+from durabletopic.model import Policy
+from durabletopic.settings import OperatorSettings, read_client_properties
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "durabletopic.dev"
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    return settings
+
+
+async def audit_periodically(kafka: KafkaAdmin, metrics: Metrics, policy: Policy, interval: float) -> None:
+    while True:
+        try:
+            topics, broker = await audit.read_cluster(kafka)
+            findings = audit.audit_cluster(topics, broker, policy)
+            metrics.set_audit(audit.counts_by_rule(findings))
+            log.info("cluster audit: %d findings over %d topics", len(findings), len(topics))
+        except KafkaAdminError as error:
+            log.warning("cluster audit skipped: %s", error)
+        await asyncio.sleep(interval)
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
+    async def durabletopic_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        controller.observe_event(event.get("type"), body)
+
+    return registry
+
+
+async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> None:
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    client_config = read_client_properties(settings.kafka_config_file) if settings.kafka_config_file else {}
+    kafka = KafkaAdmin(settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request)
+    api = KubeApi(
+        load_configuration(kubeconfig),
+        concurrency=settings.status_writers,
+        on_request=metrics.record_api_request,
+    )
+    controller = Controller(
+        store=Store(),
+        kafka=kafka,
+        api=api,
+        metrics=metrics,
+        policy=settings.policy,
+        batch_size=settings.batch_size,
+        sweep_interval=settings.sweep_interval_seconds,
+        reporting_instance=socket.gethostname(),
+    )
+    registry = build_registry(controller)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    log.info(
+        "durabletopic operator starting: kafka %s, namespaces %s, floors RF %d / min ISR %d",
+        settings.bootstrap_servers,
+        ",".join(settings.namespaces) or "all",
+        settings.min_replication_factor,
+        settings.min_insync_replicas,
+    )
+    background = [
+        asyncio.create_task(controller.run()),
+        asyncio.create_task(controller.sweep()),
+        asyncio.create_task(
+            audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)
+        ),
+    ]
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=liveness,
+        )
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await api.close()
+        kafka.close()

@@ -1,0 +1,112 @@
+"""Session fixtures of the test suite.
+
+Only tests that ask for ``testbed`` (or a fixture built on it) start the local test bed; they are marked
+``testbed`` automatically, so ``pytest -m 'not testbed'`` skips them. The bed is started once per
+session, or a running one (``make testbed-up``, ``make demo``) is reused; at the end of the session it
+is stopped only if this session started it (set DURABLETOPIC_TESTBED_KEEP=1 to leave it running for the
+next run).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import re
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from tests.testbed import Testbed
+
+_BED_FIXTURES = frozenset({"testbed", "testbed_faults", "bootstrap_servers", "kubeconfig", "kafka_admin"})
+_RUN_ID = secrets.token_hex(3)
+_counter = itertools.count(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _BED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.testbed)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    """The running test bed (started for this session, or reused)."""
+    bed = Testbed()
+    keep = os.environ.get("DURABLETOPIC_TESTBED_KEEP", "") not in ("", "0")
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped and bed.started and not keep:
+            stopped = True
+            bed.down()
+
+    # SIGTERM (a CI timeout, a closed terminal) would skip both the teardown and atexit: make it an
+    # interrupt, which pytest answers with the session teardown.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    atexit.register(stop)
+    try:
+        bed.up()
+        yield bed
+    finally:
+        try:
+            stop()
+        finally:
+            atexit.unregister(stop)
+            if previous in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture
+def testbed_faults(testbed: Testbed) -> Iterator[Testbed]:
+    """The test bed, for a test that kills parts of it: afterwards everything is started again."""
+    try:
+        yield testbed
+    finally:
+        testbed.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(testbed: Testbed) -> str:
+    return testbed.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(testbed: Testbed) -> Path:
+    """An admin kubeconfig of the test bed."""
+    return testbed.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(bootstrap_servers: str) -> Iterator[Any]:
+    """A confluent-kafka AdminClient for the whole session (it must outlive the futures it returns)."""
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({"bootstrap.servers": bootstrap_servers})
+    yield client
+    del client
+
+
+@pytest.fixture
+def unique(request: pytest.FixtureRequest) -> str:
+    """A name prefix unique to this test run, valid as a Kafka topic and a Kubernetes name.
+
+    Lowercase letters, digits and '-', starting with a letter, at most 40 characters, so that a suffix
+    still fits in a 63-character DNS label. Topic names are cluster-wide and tests run again and again
+    against one cluster: build every name from this.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:24].strip("-")
+    return f"t-{slug}-{_RUN_ID}{next(_counter)}"

@@ -1,0 +1,115 @@
+"""``python -m tests.testbed up|down|status|env|demo`` (run from the repository root).
+
+up      start the test bed, or reuse the one running in the state directory, and say how to reach it
+down    stop the test bed recorded in the state directory (works from any shell, e.g. after `make demo`)
+status  what runs and whether it is healthy; exit status 0 healthy, 1 not running, 2 running but unhealthy
+env     shell export lines: eval "$(python -m tests.testbed env)"
+demo    the demo (tests/testbed/demo.py), when it exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import shlex
+import sys
+import time
+
+from .bed import Testbed, TestbedError
+
+
+def _env_lines(bed: Testbed) -> list[str]:
+    path_dirs = [str(bed.kubectl_path.parent), str(bed.helm_path.parent)]
+    return [
+        f"export KUBECONFIG={shlex.quote(str(bed.kubeconfig))}",
+        f"export DURABLETOPIC_BOOTSTRAP_SERVERS={shlex.quote(bed.bootstrap_servers)}",
+        f"export DURABLETOPIC_TESTBED_DIR={shlex.quote(str(bed.state_dir))}",
+        f'export PATH={shlex.quote(":".join(path_dirs))}:"$PATH"',
+    ]
+
+
+def _up(bed: Testbed) -> int:
+    began = time.monotonic()
+    started = bed.up()
+    took = time.monotonic() - began
+    what = "started" if started else "already running, reused"
+    print(f"test bed {what} ({took:.1f} s), state in {bed.state_dir}")
+    print(f"  Kafka bootstrap servers: {bed.bootstrap_servers}")
+    print(f"  Kubernetes API server:   {bed.api_url}")
+    print(f"  export KUBECONFIG={shlex.quote(str(bed.kubeconfig))}")
+    print(f"  kubectl: {bed.kubectl_path}")
+    print(f"  helm:    {bed.helm_path}{'' if bed.helm_path.exists() else ' (not installed)'}")
+    print(f"  logs:    {bed.logs_dir}")
+    print(f'  all of it in your shell: eval "$({sys.executable} -m tests.testbed env)"')
+    print(f"  stop it: {sys.executable} -m tests.testbed down")
+    return 0
+
+
+def _down(bed: Testbed) -> int:
+    began = time.monotonic()
+    if bed.down():
+        print(f"test bed in {bed.state_dir} stopped ({time.monotonic() - began:.1f} s)")
+    else:
+        print(f"no test bed was running in {bed.state_dir}")
+    return 0
+
+
+def _status(bed: Testbed) -> int:
+    status = bed.status()
+    if not status["processes"]:
+        print(f"no test bed recorded in {bed.state_dir}")
+        return 1
+    for name, proc in status["processes"].items():
+        print(f"  {name:<24} pid {proc['pid'] or '-':<8} {'running' if proc['alive'] else 'NOT RUNNING'}")
+    if status["healthy"]:
+        print(f"healthy: {status['bootstrap_servers']}, {status['api_url']}")
+        return 0
+    print("NOT healthy" if status["running"] else "partly running: stop it with `down`")
+    return 2
+
+
+def _demo(argv: list[str]) -> int:
+    if importlib.util.find_spec("tests.testbed.demo") is None:
+        print("the demo is not available (tests/testbed/demo.py does not exist yet)", file=sys.stderr)
+        return 2
+    demo = importlib.import_module("tests.testbed.demo")
+    sys.argv = [f"{sys.argv[0]} demo", *argv]
+    result = demo.main()
+    return int(result or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.testbed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["up", "down", "status", "env", "demo"])
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        return _demo(rest)
+    if rest:
+        parser.error(f"unexpected arguments: {' '.join(rest)}")
+    logging.basicConfig(level=os.environ.get("DURABLETOPIC_TESTBED_LOG_LEVEL", "WARNING"))
+    bed = Testbed()
+    try:
+        if args.command == "up":
+            return _up(bed)
+        if args.command == "down":
+            return _down(bed)
+        if args.command == "status":
+            return _status(bed)
+        print("\n".join(_env_lines(bed)))
+        if not bed.is_running():
+            print(f"# warning: no test bed is running in {bed.state_dir}", file=sys.stderr)
+        return 0
+    except TestbedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

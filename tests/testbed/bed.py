@@ -1,0 +1,1083 @@
+"""A real local test bed: Kafka 4 in KRaft mode and a Kubernetes control plane, all on 127.0.0.1.
+
+Processes (each in its own session, pids and start times recorded in ``STATE_DIR/state.json``):
+
+* ``kafka-controller`` - KRaft controller, node.id 0
+* ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3
+* ``etcd`` - etcd with ``--unsafe-no-fsync``
+* ``kube-apiserver`` - RBAC, a token file (an admin in system:masters and a ``nobody`` user with no
+  bindings), service-account keys, a self-signed serving certificate
+* ``kube-controller-manager`` - namespace, garbage-collector, serviceaccount(-token), deployment,
+  replicaset and root-ca publisher controllers (no scheduler, no kubelet: Pods stay Pending)
+
+Environment variables (constructor arguments win over them):
+
+``DURABLETOPIC_CACHE``
+    where ``tests/testbed/install.sh`` put the programs (default ``~/.cache/durabletopic``)
+``DURABLETOPIC_TESTBED_DIR``
+    state directory: data, logs, configs, kubeconfig, state.json (default ``$DURABLETOPIC_CACHE/testbed``)
+``DURABLETOPIC_TESTBED_PORT_BASE``
+    first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers),
+    base+10 (etcd clients), base+11 (etcd peers), base+43 (kube-apiserver)
+``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
+``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
+    one port each, overriding the base
+``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
+``DURABLETOPIC_HELM_VERSION``
+    the versions to take from the cache (defaults as in install.sh)
+``DURABLETOPIC_TESTBED_JAVA``
+    the java binary (default ``$JAVA_HOME/bin/java``, else ``java`` on PATH)
+``DURABLETOPIC_TESTBED_JAVA_OPTS``
+    JVM options of every Kafka process, replacing the defaults (serial GC, C1 only)
+``DURABLETOPIC_TESTBED_KAFKA_HEAP``
+    maximum heap of each Kafka node (default 384m)
+
+A test bed already running in the same state directory (live recorded pids, healthy endpoints) is
+reused, never started twice. Runtime data is wiped at ``down()`` and at every fresh ``up()``; the logs
+stay in ``STATE_DIR/logs`` until the next fresh ``up()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .procs import (
+    is_alive,
+    kafka_serves,
+    port_is_free,
+    port_listens,
+    port_owner,
+    process_start_time,
+    signal_process,
+    tail,
+    wait_until,
+)
+
+__all__ = ["BROKER_IDS", "KubectlError", "PortBusyError", "Ports", "Testbed", "TestbedError"]
+
+log = logging.getLogger(__name__)
+
+BROKER_IDS: Final = (1, 2, 3)
+DEFAULT_PORT_BASE: Final = 29400
+KAFKA_VERSION: Final = "4.3.1"
+K8S_VERSION: Final = "v1.37.2"
+ETCD_VERSION: Final = "v3.6.16"
+HELM_VERSION: Final = "v3.22.0"
+DEFAULT_JAVA_OPTS: Final = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+STATE_FORMAT: Final = 1
+KUBE_CONTROLLERS: Final = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "root-ca-certificate-publisher-controller",
+)
+# down() kills in this order: brokers first (a broker told to stop waits for the controller forever).
+STOP_ORDER: Final = (
+    "broker-1",
+    "broker-2",
+    "broker-3",
+    "kafka-controller",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
+)
+
+_ENV_PREFIX: Final = "DURABLETOPIC_TESTBED_"
+
+
+class TestbedError(RuntimeError):
+    """The test bed cannot be started, reused or stopped; the message says why and what to do."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+
+class PortBusyError(TestbedError):
+    """A port the test bed needs is taken by something that is not a healthy test bed of ours."""
+
+    def __init__(self, port: int, service: str, owner: str, state_dir: Path) -> None:
+        self.port = port
+        self.service = service
+        by = f" by {owner}" if owner else ""
+        super().__init__(
+            f"port {port} (for {service}) is already in use{by}, and it is not a healthy test bed "
+            f"recorded in {state_dir}. Stop whatever holds it, or choose other ports with "
+            f"{_ENV_PREFIX}PORT_BASE (or {_ENV_PREFIX}PORT_<SERVICE>)."
+        )
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl failed; unlike CalledProcessError, the message includes what kubectl said."""
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()
+        return f"{super().__str__()}\n{said}"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The TCP ports of one test bed, all on 127.0.0.1."""
+
+    kafka_controller: int
+    broker_1: int
+    broker_2: int
+    broker_3: int
+    etcd: int
+    etcd_peer: int
+    apiserver: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(base, base + 1, base + 2, base + 3, base + 10, base + 11, base + 43)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ports:
+        base = int(env.get(f"{_ENV_PREFIX}PORT_BASE") or DEFAULT_PORT_BASE)
+        ports = asdict(cls.from_base(base))
+        for field in ports:
+            value = env.get(f"{_ENV_PREFIX}PORT_{field.upper()}")
+            if value:
+                ports[field] = int(value)
+        return cls(**ports)
+
+    def broker(self, node_id: int) -> int:
+        port: int = getattr(self, f"broker_{node_id}")
+        return port
+
+    def by_service(self) -> dict[str, int]:
+        """Port per service name (the names of STOP_ORDER, plus ``etcd-peer``)."""
+        return {
+            "kafka-controller": self.kafka_controller,
+            **{f"broker-{i}": self.broker(i) for i in BROKER_IDS},
+            "etcd": self.etcd,
+            "etcd-peer": self.etcd_peer,
+            "kube-apiserver": self.apiserver,
+        }
+
+
+def _new_kafka_uuid() -> str:
+    """What ``kafka-storage.sh random-uuid`` prints: 16 random bytes, URL-safe base64, no padding."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+class Testbed:
+    """One test bed: start it, reuse it, break parts of it on purpose, and stop it.
+
+    ``up()`` starts it (or adopts one already running in ``state_dir``) and returns True when this
+    call started it. ``down()`` stops it, from any process, using ``state.json``.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        port_base: int | None = None,
+        ports: Ports | None = None,
+        cache_dir: Path | str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.cache_dir = Path(
+            cache_dir or env.get("DURABLETOPIC_CACHE") or Path.home() / ".cache" / "durabletopic"
+        ).expanduser()
+        self.state_dir = Path(
+            state_dir or env.get(f"{_ENV_PREFIX}DIR") or self.cache_dir / "testbed"
+        ).expanduser()
+        self.state_dir = self.state_dir.absolute()
+        if ports is not None:
+            self._configured_ports = ports
+        elif port_base is not None:
+            self._configured_ports = Ports.from_base(port_base)
+        else:
+            self._configured_ports = Ports.from_env(env)
+        kafka_version = env.get("DURABLETOPIC_KAFKA_VERSION") or KAFKA_VERSION
+        k8s_version = env.get("DURABLETOPIC_K8S_VERSION") or K8S_VERSION
+        etcd_version = env.get("DURABLETOPIC_ETCD_VERSION") or ETCD_VERSION
+        helm_version = env.get("DURABLETOPIC_HELM_VERSION") or HELM_VERSION
+        self.kafka_home = self.cache_dir / f"kafka-{kafka_version}"
+        self.kubernetes_home = self.cache_dir / f"kubernetes-{k8s_version}"
+        self.etcd_home = self.cache_dir / f"etcd-{etcd_version}"
+        self.helm_home = self.cache_dir / f"helm-{helm_version}"
+        java_home = env.get("JAVA_HOME")
+        self.java = Path(
+            env.get(f"{_ENV_PREFIX}JAVA")
+            or (Path(java_home) / "bin" / "java" if java_home else None)
+            or shutil.which("java")
+            or "java"
+        )
+        opts = env.get(f"{_ENV_PREFIX}JAVA_OPTS")
+        self.java_opts: tuple[str, ...] = tuple(opts.split()) if opts is not None else DEFAULT_JAVA_OPTS
+        self.kafka_heap = env.get(f"{_ENV_PREFIX}KAFKA_HEAP") or "384m"
+        self.started = False  # this instance started the running test bed
+        self.reused = False  # this instance adopted a test bed that was already running
+        self._state: dict[str, Any] | None = None
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._admin: Any = None
+
+    # ------------------------------------------------------------------ paths and properties
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.kafka_home / "libs"
+
+    @property
+    def kubectl_path(self) -> Path:
+        return self.kubernetes_home / "bin" / "kubectl"
+
+    @property
+    def kube_apiserver_path(self) -> Path:
+        return self.kubernetes_home / "bin" / "kube-apiserver"
+
+    @property
+    def kube_controller_manager_path(self) -> Path:
+        return self.kubernetes_home / "bin" / "kube-controller-manager"
+
+    @property
+    def etcd_path(self) -> Path:
+        return self.etcd_home / "bin" / "etcd"
+
+    @property
+    def helm_path(self) -> Path:
+        return self.helm_home / "bin" / "helm"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.state_dir / "config"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """An admin kubeconfig (user ``admin`` in group system:masters)."""
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def ports(self) -> Ports:
+        """The ports of the running test bed, or the configured ones when none is running."""
+        state = self._state or self._load_state()
+        if state and "ports" in state:
+            return Ports(**state["ports"])
+        return self._configured_ports
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{self.ports.broker(i)}" for i in BROKER_IDS)
+
+    @property
+    def api_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def admin_token(self) -> str:
+        return str(self._require_state()["tokens"]["admin"])
+
+    @property
+    def nobody_token(self) -> str:
+        """Token of user ``nobody``: authenticated, but with no RBAC binding at all."""
+        return str(self._require_state()["tokens"]["nobody"])
+
+    @property
+    def cluster_id(self) -> str:
+        return str(self._require_state()["cluster_id"])
+
+    def is_running(self) -> bool:
+        """True when state.json records a test bed whose processes all run (not a health check)."""
+        state = self._load_state()
+        if not state:
+            return False
+        return all(self._alive(state, name) for name in STOP_ORDER)
+
+    # ------------------------------------------------------------------ java helpers
+
+    def java_command(
+        self, main_class: str, *args: str, heap: str = "256m", log_file: Path | None = None
+    ) -> list[str]:
+        """A command line running ``main_class`` from the Kafka jars with the test bed's log4j2 config."""
+        log_file = log_file or self.logs_dir / "kafka-tools.log"
+        return [
+            str(self.java),
+            "-Xms64m",
+            f"-Xmx{heap}",
+            *self.java_opts,
+            "-cp",
+            f"{self.kafka_libs}/*",
+            f"-Dlog4j2.configurationFile={self._log4j_config()}",
+            f"-Dtestbed.log.file={log_file}",
+            main_class,
+            *args,
+        ]
+
+    def run_java(
+        self, main_class: str, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a Kafka tool class (e.g. ``kafka.admin.ConfigCommand``) to completion, output captured."""
+        cmd = self.java_command(main_class, *args)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
+        if check and result.returncode != 0:
+            raise TestbedError(
+                f"{main_class} {' '.join(args)} exited with {result.returncode}:\n"
+                f"{result.stdout.strip()}\n{result.stderr.strip()}"
+            )
+        return result
+
+    def set_broker_default(self, key: str, value: str) -> None:
+        """Set a cluster-wide dynamic broker default (``--entity-default``), e.g. min.insync.replicas.
+
+        A value holding commas must be written in brackets, as ConfigCommand wants: ``[a,b]``.
+        """
+        self._config_command("--alter", "--add-config", f"{key}={value}")
+
+    def delete_broker_default(self, key: str) -> None:
+        self._config_command("--alter", "--delete-config", key)
+
+    def describe_broker_defaults(self) -> str:
+        """ConfigCommand's description of the cluster-wide dynamic broker defaults."""
+        return self._config_command("--describe").stdout
+
+    def _config_command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run_java(
+            "kafka.admin.ConfigCommand",
+            "--bootstrap-server",
+            self.bootstrap_servers,
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            *args,
+        )
+
+    # ------------------------------------------------------------------ kubernetes helpers
+
+    def kubeconfig_for_token(self, token: str, path: Path | str, user: str = "token-user") -> Path:
+        """Write a kubeconfig that talks to this API server as the holder of ``token``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, Any] = {"server": self.api_url}
+        ca = self.state_dir / "certs" / "apiserver.crt"
+        if ca.exists():
+            cluster["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
+        else:
+            cluster["insecure-skip-tls-verify"] = True
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "durabletopic-testbed", "cluster": cluster}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": "durabletopic-testbed",
+                    "context": {"cluster": "durabletopic-testbed", "user": user, "namespace": "default"},
+                }
+            ],
+            "current-context": "durabletopic-testbed",
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return path
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | str | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against the test bed (as admin unless ``kubeconfig`` says otherwise)."""
+        cmd = [str(self.kubectl_path), "--kubeconfig", str(kubeconfig or self.kubeconfig), *args]
+        result = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(result.returncode, cmd, result.stdout, result.stderr)
+        return result
+
+    def apiserver_ready(self, timeout: float = 2.0) -> bool:
+        """True when GET /readyz with the admin token answers 200."""
+        return self._api_get("/readyz", timeout) == 200
+
+    def _api_get(self, path: str, timeout: float) -> int:
+        state = self._state or self._load_state()
+        if not state:
+            return 0
+        request = urllib.request.Request(
+            self.api_url + path, headers={"Authorization": f"Bearer {state['tokens']['admin']}"}
+        )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+                status: int = response.status
+                return status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (OSError, ssl.SSLError):
+            return 0
+
+    # ------------------------------------------------------------------ kafka helpers
+
+    def admin_client(self) -> Any:
+        """A confluent-kafka AdminClient of this instance (it lives as long as the Testbed object)."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+
+            quiet = logging.getLogger("tests.testbed.librdkafka")
+            quiet.propagate = False
+            quiet.addHandler(logging.NullHandler())
+            conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": quiet}
+            self._admin = AdminClient(conf)
+        return self._admin
+
+    def broker_nodes(self, timeout: float = 5.0) -> dict[int, str | None]:
+        """Node id -> rack of the brokers the cluster reports alive (describe_cluster)."""
+        result = self.admin_client().describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
+        return {node.id: node.rack for node in result.nodes}
+
+    def broker_count(self, timeout: float = 5.0) -> int:
+        try:
+            return len(self.broker_nodes(timeout))
+        except Exception:
+            return -1
+
+    def wait_broker_count(self, n: int, timeout: float = 60.0) -> None:
+        """Wait until describe_cluster reports exactly ``n`` brokers."""
+        self._wait(lambda: self.broker_count(2.0) == n, timeout, f"describe_cluster to report {n} brokers")
+
+    # ------------------------------------------------------------------ faults
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60.0) -> None:
+        """Send ``sig`` to one of the test bed's processes (see STOP_ORDER for the names).
+
+        For SIGKILL, SIGTERM and SIGINT, wait until the process is gone and its port is free; other
+        signals (SIGSTOP, SIGCONT) are sent and not waited on.
+        """
+        state = self._require_state()
+        record = state["procs"].get(name)
+        if record is None:
+            raise TestbedError(f"no process named {name!r} in this test bed")
+        pid, start_time = record.get("pid"), record.get("start_time")
+        if not pid or not is_alive(pid, start_time):
+            return
+        signal_process(pid, sig, start_time)
+        if sig not in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            return
+        self._wait_gone(name, pid, start_time, timeout)
+        record["pid"] = None
+        record["start_time"] = None
+        self._save_state()
+        port = self.ports.by_service().get(name)
+        if port is not None:
+            wait_until(lambda: port_is_free(port), 10, f"port {port} of {name} to be free")
+
+    def start_service(self, name: str, timeout: float = 120.0) -> None:
+        """Start a stopped process again with its recorded command line and wait until it serves."""
+        state = self._require_state()
+        record = state["procs"].get(name)
+        if record is None:
+            raise TestbedError(f"no process named {name!r} in this test bed")
+        if not is_alive(record.get("pid"), record.get("start_time")):
+            port = self.ports.by_service().get(name)
+            if port is not None and not port_is_free(port):
+                raise PortBusyError(port, name, port_owner(port), self.state_dir)
+            self._spawn(name, record["argv"])
+        self._wait_serving(name, timeout)
+
+    def kill_broker(self, node_id: int, sig: int = signal.SIGKILL, timeout: float = 60.0) -> None:
+        self.kill_service(f"broker-{node_id}", sig, timeout)
+
+    def start_broker(self, node_id: int, timeout: float = 120.0) -> None:
+        """Restart a broker (same properties, same data directory) and wait until it is registered."""
+        self.start_service(f"broker-{node_id}", timeout)
+
+    def kill_all_brokers(self, sig: int = signal.SIGKILL) -> None:
+        for node_id in BROKER_IDS:
+            name = f"broker-{node_id}"
+            record = self._require_state()["procs"][name]
+            signal_process(record.get("pid") or 0, sig, record.get("start_time"))
+        for node_id in BROKER_IDS:
+            self.kill_broker(node_id, sig)
+
+    def start_all_brokers(self, timeout: float = 120.0) -> None:
+        for node_id in BROKER_IDS:
+            name = f"broker-{node_id}"
+            record = self._require_state()["procs"][name]
+            if not is_alive(record.get("pid"), record.get("start_time")):
+                self._spawn(name, record["argv"])
+        for node_id in BROKER_IDS:
+            self.start_broker(node_id, timeout)
+
+    def kill_kafka_controller(self, sig: int = signal.SIGKILL) -> None:
+        self.kill_service("kafka-controller", sig)
+
+    def start_kafka_controller(self, timeout: float = 120.0) -> None:
+        self.start_service("kafka-controller", timeout)
+
+    def kill_apiserver(self, sig: int = signal.SIGKILL) -> None:
+        self.kill_service("kube-apiserver", sig)
+
+    def start_apiserver(self, timeout: float = 120.0) -> None:
+        """Start the API server again (same flags, same etcd data) and wait for /readyz."""
+        self.start_service("kube-apiserver", timeout)
+
+    def ensure_running(self, timeout: float = 180.0) -> None:
+        """Start every recorded process that is not running, then wait until the whole bed is healthy.
+
+        For test fixtures that break things: call it in ``finally``.
+        """
+        state = self._require_state()
+        order: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kafka-controller")
+        order += tuple(f"broker-{i}" for i in BROKER_IDS)
+        stopped = [
+            n for n in order if not is_alive(state["procs"][n]["pid"], state["procs"][n]["start_time"])
+        ]
+        for name in stopped:
+            self._spawn(name, state["procs"][name]["argv"])
+        for name in stopped:
+            self._wait_serving(name, timeout)
+        self._wait_healthy(timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def up(self, timeout: float = 240.0) -> bool:
+        """Make the test bed usable; True when this call started it, False when it was already running.
+
+        Usable means: describe_cluster reports the 3 brokers and /readyz answers 200 with the admin
+        token (and the controller manager has created the default ServiceAccount).
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            state = self._load_state()
+            if state:
+                alive = {name: self._alive(state, name) for name in STOP_ORDER}
+                if all(alive.values()):
+                    self._state = state
+                    try:
+                        self._wait_healthy(60)
+                    except TimeoutError as exc:
+                        raise TestbedError(
+                            f"a test bed is running in {self.state_dir} but is not healthy ({exc}). "
+                            f"Stop it with: {self._down_hint()}"
+                        ) from exc
+                    if not self.started:
+                        self.reused = True
+                    return False
+                if any(alive.values()):
+                    dead = ", ".join(name for name, ok in alive.items() if not ok)
+                    raise TestbedError(
+                        f"the test bed in {self.state_dir} is only partly running (not running: {dead}); "
+                        f"perhaps a test broke it and was interrupted. Stop it with: {self._down_hint()}"
+                    )
+                log.info("removing the record of a test bed that is no longer running in %s", self.state_dir)
+                self._stop_locked(state)
+            self._check_programs()
+            self._check_ports(self._configured_ports)
+            try:
+                self._start(timeout)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._stop_locked(self._state)
+                raise
+            self.started = True
+            self.reused = False
+            return True
+
+    def down(self, timeout: float = 60.0) -> bool:
+        """Stop the test bed recorded in the state directory; True when something was running."""
+        if not self.state_dir.exists():
+            return False
+        with self._locked():
+            state = self._load_state() or self._state
+            if not state:
+                return False
+            was_running = any(self._alive(state, name) for name in STOP_ORDER)
+            self._stop_locked(state, timeout)
+            self.started = False
+            self.reused = False
+            return was_running
+
+    def status(self) -> dict[str, Any]:
+        """What runs, with pids, and whether the endpoints are healthy (for ``python -m tests.testbed status``)."""
+        state = self._load_state()
+        if not state:
+            return {"state_dir": str(self.state_dir), "running": False, "processes": {}}
+        self._state = state
+        procs = {
+            name: {"pid": state["procs"][name].get("pid"), "alive": self._alive(state, name)}
+            for name in STOP_ORDER
+            if name in state["procs"]
+        }
+        running = all(p["alive"] for p in procs.values())
+        healthy = running and self.apiserver_ready() and self.broker_count() == len(BROKER_IDS)
+        return {
+            "state_dir": str(self.state_dir),
+            "running": running,
+            "healthy": healthy,
+            "bootstrap_servers": self.bootstrap_servers,
+            "api_url": self.api_url,
+            "kubeconfig": str(self.kubeconfig),
+            "processes": procs,
+        }
+
+    # ------------------------------------------------------------------ internals: state
+
+    def _down_hint(self) -> str:
+        return f"{_ENV_PREFIX}DIR={self.state_dir} {sys.executable} -m tests.testbed down"
+
+    def _load_state(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise TestbedError(f"cannot read {self.state_file}: {exc}") from exc
+        if data.get("format") != STATE_FORMAT:
+            raise TestbedError(f"{self.state_file} has an unknown format; stop its processes by hand")
+        return data
+
+    def _save_state(self) -> None:
+        assert self._state is not None
+        tmp = self.state_file.with_name("state.json.tmp")
+        tmp.write_text(json.dumps(self._state, indent=2) + "\n")
+        tmp.replace(self.state_file)
+
+    def _require_state(self) -> dict[str, Any]:
+        if self._state is None:
+            self._state = self._load_state()
+        if self._state is None:
+            raise TestbedError(f"no test bed is running in {self.state_dir}; call up() first")
+        return self._state
+
+    def _alive(self, state: Mapping[str, Any], name: str) -> bool:
+        record = state.get("procs", {}).get(name)
+        if not record:
+            return False
+        child = self._children.get(name)
+        if child is not None:
+            child.poll()
+        return is_alive(record.get("pid"), record.get("start_time"))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.state_dir / "lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ internals: checks
+
+    def _check_programs(self) -> None:
+        missing = [
+            str(p)
+            for p in (
+                self.kafka_home / ".complete",
+                self.etcd_home / ".complete",
+                self.kubernetes_home / ".complete",
+                self.etcd_path,
+                self.kube_apiserver_path,
+                self.kube_controller_manager_path,
+                self.kubectl_path,
+            )
+            if not p.exists()
+        ]
+        if shutil.which(str(self.java)) is None:
+            missing.append(f"java ({self.java})")
+        if shutil.which("openssl") is None:
+            missing.append("openssl")
+        if missing:
+            raise TestbedError(
+                "the test bed's programs are not installed: "
+                + ", ".join(missing)
+                + ". Run `make testbed-install` (bash tests/testbed/install.sh)."
+            )
+
+    def _check_ports(self, ports: Ports) -> None:
+        seen: dict[int, str] = {}
+        for service, port in ports.by_service().items():
+            if port in seen:
+                raise TestbedError(f"port {port} is configured for both {seen[port]} and {service}")
+            seen[port] = service
+            if not port_is_free(port):
+                raise PortBusyError(port, service, port_owner(port), self.state_dir)
+
+    # ------------------------------------------------------------------ internals: start
+
+    def _log4j_config(self) -> Path:
+        path = self.config_dir / "log4j2.xml"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_LOG4J2_XML)
+        return path
+
+    def _kafka_properties(self, node_id: int, ports: Ports) -> str:
+        voters = f"0@127.0.0.1:{ports.kafka_controller}"
+        common = {
+            "node.id": str(node_id),
+            "controller.quorum.voters": voters,
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / self._kafka_name(node_id)),
+        }
+        if node_id == 0:
+            props = {
+                "process.roles": "controller",
+                "listeners": f"CONTROLLER://127.0.0.1:{ports.kafka_controller}",
+            }
+        else:
+            listener = f"PLAINTEXT://127.0.0.1:{ports.broker(node_id)}"
+            props = {
+                "process.roles": "broker",
+                "broker.rack": f"r{node_id}",
+                "listeners": listener,
+                "advertised.listeners": listener,
+                "inter.broker.listener.name": "PLAINTEXT",
+                "offsets.topic.replication.factor": "3",
+                "transaction.state.log.replication.factor": "3",
+                "transaction.state.log.min.isr": "2",
+                "group.initial.rebalance.delay.ms": "0",
+                "num.network.threads": "2",
+                "num.io.threads": "4",
+            }
+        lines = [f"{k}={v}" for k, v in {**common, **props}.items()]
+        return "# written by tests/testbed/bed.py\n" + "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _kafka_name(node_id: int) -> str:
+        return "kafka-controller" if node_id == 0 else f"broker-{node_id}"
+
+    def _start(self, timeout: float) -> None:
+        started_at = time.monotonic()
+        ports = self._configured_ports
+        for sub in ("data", "logs", "config", "certs"):
+            shutil.rmtree(self.state_dir / sub, ignore_errors=True)
+            (self.state_dir / sub).mkdir(parents=True)
+        for stale in (self.kubeconfig, self.state_dir / "kubeconfig-nobody"):
+            stale.unlink(missing_ok=True)
+        import secrets
+
+        self._state = {
+            "format": STATE_FORMAT,
+            "state_dir": str(self.state_dir),
+            "ports": asdict(ports),
+            "cluster_id": _new_kafka_uuid(),
+            "tokens": {"admin": secrets.token_hex(24), "nobody": secrets.token_hex(24)},
+            "started_at": time.time(),
+            "starter_pid": os.getpid(),
+            "procs": {},
+        }
+        self._save_state()
+        cfg = self.config_dir
+
+        # etcd first: the API server needs it, and it starts in well under a second.
+        etcd_url = f"http://127.0.0.1:{ports.etcd}"
+        peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+        self._spawn(
+            "etcd",
+            [
+                str(self.etcd_path),
+                "--name=testbed",
+                f"--data-dir={self.data_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=testbed={peer_url}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        sa_key = cfg / "service-account.key"
+        openssl = subprocess.Popen(
+            ["openssl", "genrsa", "-out", str(sa_key), "2048"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        # Kafka storage: format the four data directories with one cluster id, in parallel.
+        formats: list[tuple[int, subprocess.Popen[bytes]]] = []
+        for node_id in (0, *BROKER_IDS):
+            props = cfg / f"{self._kafka_name(node_id)}.properties"
+            props.write_text(self._kafka_properties(node_id, ports))
+            cmd = self.java_command(
+                "kafka.tools.StorageTool", "format", "-t", self._state["cluster_id"], "-c", str(props)
+            )
+            out = (self.logs_dir / f"format-{self._kafka_name(node_id)}.out").open("wb")
+            with out:
+                formats.append(
+                    (
+                        node_id,
+                        subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True),
+                    )
+                )
+
+        _, openssl_err = openssl.communicate(timeout=60)
+        if openssl.returncode != 0:
+            raise TestbedError(f"openssl genrsa failed: {openssl_err.decode(errors='replace')}")
+        tokens = self._state["tokens"]
+        token_file = cfg / "tokens.csv"
+        token_file.write_text(
+            f'{tokens["admin"]},admin,admin,"system:masters"\n{tokens["nobody"]},nobody,nobody\n'
+        )
+        token_file.chmod(0o600)
+        self._wait(lambda: port_listens(ports.etcd), 30, f"etcd to listen on {ports.etcd}")
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.kube_apiserver_path),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.apiserver}",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--cert-dir={self.state_dir / 'certs'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={token_file}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--profiling=false",
+            ],
+        )
+
+        for node_id, proc in formats:
+            try:
+                rc = proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = -1
+            if rc != 0:
+                name = self._kafka_name(node_id)
+                raise TestbedError(
+                    f"formatting the storage of {name} failed:\n{tail(self.logs_dir / f'format-{name}.out')}"
+                )
+        for node_id in (0, *BROKER_IDS):
+            name = self._kafka_name(node_id)
+            self._spawn(
+                name,
+                self.java_command(
+                    "kafka.Kafka",
+                    str(cfg / f"{name}.properties"),
+                    heap=self.kafka_heap,
+                    log_file=self.logs_dir / f"{name}.log",
+                ),
+            )
+
+        def remaining() -> float:
+            return max(5.0, timeout - (time.monotonic() - started_at))
+
+        self._wait_serving("kube-apiserver", remaining())
+        self.kubeconfig_for_token(tokens["admin"], self.kubeconfig, user="admin")
+        self.kubeconfig_for_token(tokens["nobody"], self.state_dir / "kubeconfig-nobody", user="nobody")
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.kube_controller_manager_path),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                f"--controllers={','.join(KUBE_CONTROLLERS)}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={self.state_dir / 'certs' / 'apiserver.crt'}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+            ],
+        )
+        for node_id in BROKER_IDS:
+            self._wait_serving(f"broker-{node_id}", remaining())
+        self._wait_healthy(remaining())
+        # The controller manager works once it has created the default ServiceAccount.
+        self._wait(
+            lambda: self._api_get("/api/v1/namespaces/default/serviceaccounts/default", 2.0) == 200,
+            remaining(),
+            "kube-controller-manager to create the default ServiceAccount",
+        )
+        log.info("test bed up in %.1f s", time.monotonic() - started_at)
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> None:
+        state = self._require_state()
+        out_path = self.logs_dir / f"{name}.out"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        with out_path.open("ab") as out:
+            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,
+            )
+        self._children[name] = proc
+        state["procs"][name] = {
+            "pid": proc.pid,
+            "start_time": process_start_time(proc.pid),
+            "argv": list(argv),
+            "log": str(out_path),
+        }
+        self._save_state()
+
+    # ------------------------------------------------------------------ internals: waiting
+
+    def _dead(self) -> list[str]:
+        state = self._require_state()
+        return [
+            name for name in state["procs"] if state["procs"][name]["pid"] and not self._alive(state, name)
+        ]
+
+    def _wait(self, check: Any, timeout: float, what: str) -> None:
+        """wait_until, failing early (with the log's tail) when a process of the bed has died."""
+
+        def guarded() -> bool:
+            dead = self._dead()
+            if dead:
+                name = dead[0]
+                record = self._require_state()["procs"][name]
+                kafka_log = self.logs_dir / f"{name}.log"
+                logs = tail(Path(record["log"]))
+                if kafka_log.exists():
+                    logs += "\n--- " + str(kafka_log) + "\n" + tail(kafka_log)
+                raise TestbedError(f"{name} exited while waiting for {what}; its log ends with:\n{logs}")
+            return bool(check())
+
+        wait_until(guarded, timeout, what, interval=0.2)
+
+    def _wait_serving(self, name: str, timeout: float) -> None:
+        ports = self.ports
+        if name.startswith("broker-"):
+            node_id = int(name.split("-")[1])
+            port = ports.broker(node_id)
+            self._wait(lambda: kafka_serves(port), timeout, f"{name} to serve on port {port}")
+            self._wait(
+                lambda: node_id in self._broker_ids_or_empty(),
+                timeout,
+                f"the cluster to report {name} registered",
+            )
+        elif name == "kafka-controller":
+            self._wait(lambda: port_listens(ports.kafka_controller), timeout, f"{name} to listen")
+        elif name == "etcd":
+            self._wait(lambda: port_listens(ports.etcd), timeout, f"{name} to listen")
+        elif name == "kube-apiserver":
+            self._wait(self.apiserver_ready, timeout, f"kube-apiserver /readyz on port {ports.apiserver}")
+        # kube-controller-manager serves no port: being alive is all there is to check here.
+
+    def _broker_ids_or_empty(self) -> set[int]:
+        try:
+            return set(self.broker_nodes(2.0))
+        except Exception:
+            return set()
+
+    def _wait_healthy(self, timeout: float) -> None:
+        self._wait(self.apiserver_ready, timeout, "kube-apiserver /readyz")
+        self._wait(
+            lambda: self._broker_ids_or_empty() == set(BROKER_IDS),
+            timeout,
+            f"describe_cluster to report brokers {list(BROKER_IDS)}",
+        )
+
+    def _wait_gone(self, name: str, pid: int, start_time: int | None, timeout: float) -> None:
+        child = self._children.get(name)
+
+        def gone() -> bool:
+            if child is not None:
+                child.poll()
+            return not is_alive(pid, start_time)
+
+        wait_until(gone, timeout, f"{name} (pid {pid}) to exit", interval=0.05)
+
+    # ------------------------------------------------------------------ internals: stop
+
+    def _stop_locked(self, state: dict[str, Any] | None, timeout: float = 60.0) -> None:
+        if state is None:
+            return
+        self._admin = None
+        procs: dict[str, Any] = state.get("procs", {})
+        names = [n for n in STOP_ORDER if n in procs] + [n for n in procs if n not in STOP_ORDER]
+        for name in names:
+            record = procs[name]
+            signal_process(record.get("pid") or 0, signal.SIGKILL, record.get("start_time"))
+        for name in names:
+            record = procs[name]
+            if record.get("pid"):
+                self._wait_gone(name, record["pid"], record.get("start_time"), timeout)
+        self._children.clear()
+        ports = Ports(**state["ports"]) if "ports" in state else None
+        if ports is not None and procs:
+            busy: list[str] = []
+
+            def all_free() -> bool:
+                busy[:] = [f"{p} ({s})" for s, p in ports.by_service().items() if not port_is_free(p)]
+                return not busy
+
+            try:
+                wait_until(all_free, 15, "the test bed's ports to be free")
+            except TimeoutError as exc:
+                raise TestbedError(f"stopped the test bed, but these ports are still busy: {busy}") from exc
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir / "certs", ignore_errors=True)
+        for path in (self.kubeconfig, self.state_dir / "kubeconfig-nobody", self.state_file):
+            path.unlink(missing_ok=True)
+        self._state = None
+
+
+_LOG4J2_XML: Final = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- written by tests/testbed/bed.py: one log file per Kafka process, named by -Dtestbed.log.file -->
+<Configuration status="WARN" shutdownHook="disable">
+  <Appenders>
+    <File name="file" fileName="${sys:testbed.log.file}" append="true">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Root level="INFO"><AppenderRef ref="file"/></Root>
+    <Logger name="kafka.request.logger" level="WARN"/>
+    <Logger name="org.apache.kafka.common.utils.AppInfoParser" level="WARN"/>
+  </Loggers>
+</Configuration>
+"""

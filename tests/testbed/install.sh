@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs the test bed's programs into a cache keyed by version, building them from
+# Maven Central and the Go module proxy. A second run finds everything cached and returns at once.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${DURABLETOPIC_CACHE:-$HOME/.cache/durabletopic}
+kafka_version=${DURABLETOPIC_KAFKA_VERSION:-4.3.1}
+k8s_version=${DURABLETOPIC_K8S_VERSION:-v1.37.2}
+etcd_version=${DURABLETOPIC_ETCD_VERSION:-v3.6.16}
+helm_version=${DURABLETOPIC_HELM_VERSION:-v3.22.0}
+what=${1:-all}
+
+export GOPATH=${GOPATH:-$cache/go}
+export GOMODCACHE=${GOMODCACHE:-$cache/go/pkg/mod}
+export GOCACHE=${GOCACHE:-$cache/go-build}
+export GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local
+
+log() { printf '[testbed-install] %s\n' "$*" >&2; }
+
+install_kafka() {
+  local dest=$cache/kafka-$kafka_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "fetching Apache Kafka $kafka_version jars from Maven Central"
+  rm -rf "$dest" && mkdir -p "$dest"
+  sed "s|<kafka.version>[^<]*</kafka.version>|<kafka.version>$kafka_version</kafka.version>|" \
+    "$here/kafka-pom.xml" > "$dest/pom.xml"
+  (cd "$dest" && mvn -q -B -Dmaven.repo.local="$cache/m2" dependency:copy-dependencies \
+     -DoutputDirectory=libs -DincludeScope=runtime)
+  touch "$dest/.complete"
+}
+
+install_kubernetes() {
+  local dest=$cache/kubernetes-$k8s_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "building kube-apiserver, kube-controller-manager and kubectl $k8s_version (first build takes several minutes)"
+  local src=$cache/build/kubernetes-$k8s_version
+  rm -rf "$src" && mkdir -p "$src" "$dest/bin"
+  (
+    cd "$src"
+    go mod init testbed.local/kubernetes >/dev/null 2>&1
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    local staging=${k8s_version/v1./v0.}
+    grep -Eo '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r mod; do go mod edit -replace "$mod=$mod@$staging"; done
+    go mod edit -require "k8s.io/kubernetes@$k8s_version"
+    go build -o "$dest/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
+      k8s.io/kubernetes/cmd/kube-controller-manager
+  )
+  touch "$dest/.complete"
+}
+
+install_etcd() {
+  local dest=$cache/etcd-$etcd_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "building etcd $etcd_version"
+  local src=$cache/build/etcd-$etcd_version
+  rm -rf "$src" && mkdir -p "$src" "$dest/bin"
+  (
+    cd "$src"
+    go mod init testbed.local/etcd >/dev/null 2>&1
+    cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    go get "go.etcd.io/etcd/server/v3@$etcd_version" >/dev/null 2>&1
+    go mod tidy >/dev/null 2>&1
+    go build -o "$dest/bin/etcd" .
+  )
+  touch "$dest/.complete"
+}
+
+install_helm() {
+  local dest=$cache/helm-$helm_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "building helm $helm_version"
+  mkdir -p "$dest/bin"
+  GOBIN=$dest/bin GOFLAGS= go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+  touch "$dest/.complete"
+}
+
+case $what in
+  all) install_kafka; install_etcd; install_kubernetes; install_helm ;;
+  kafka) install_kafka ;;
+  etcd) install_etcd ;;
+  kubernetes) install_kubernetes ;;
+  helm) install_helm ;;
+  *) echo "usage: $0 [all|kafka|etcd|kubernetes|helm]" >&2; exit 2 ;;
+esac

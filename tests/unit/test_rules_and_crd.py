@@ -1,0 +1,104 @@
+"""The rules, and the CRD generated from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from durabletopic import crd, rules
+from durabletopic.model import Policy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crd_is_the_generated_one() -> None:
+    committed = (ROOT / "crds" / "durabletopics.durabletopic.dev.yaml").read_text()
+    assert committed == crd.render(), "run `make crds` after changing the rules or the schema"
+
+
+def test_crd_contract_names() -> None:
+    document = yaml.safe_load(crd.render())
+    assert document["metadata"]["name"] == "durabletopics.durabletopic.dev"
+    names = document["spec"]["names"]
+    assert (names["kind"], names["plural"], names["singular"], names["shortNames"]) == (
+        "DurableTopic",
+        "durabletopics",
+        "durabletopic",
+        ["dt"],
+    )
+    version = document["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Topic",
+        "Partitions",
+        "RF",
+        "MinISR",
+        "Ready",
+        "Reason",
+        "Age",
+    ]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["required"] == ["partitions"]
+    assert all("description" in p for p in spec["properties"].values())
+    every_message = [v["message"] for v in spec["x-kubernetes-validations"]]
+    every_message += [v["message"] for v in spec["properties"]["config"]["x-kubernetes-validations"]]
+    assert all(m.startswith("spec.") for m in every_message)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "rule"),
+    [
+        ({"partitions": 0}, "spec.partitions", "partitions-range"),
+        ({}, "spec.partitions", "partitions-required"),
+        ({"partitions": "3"}, "spec.partitions", "partitions-range"),
+        (
+            {"partitions": 1, "replicationFactor": 0, "minInSyncReplicas": 0},
+            "spec.replicationFactor",
+            "replication-factor-range",
+        ),
+        (
+            {"partitions": 1, "minInSyncReplicas": 3},
+            "spec.minInSyncReplicas",
+            "min-insync-below-replication-factor",
+        ),
+        (
+            {"partitions": 1, "config": {"min.insync.replicas": "1"}},
+            "spec.config[min.insync.replicas]",
+            "durability-keys-not-in-config",
+        ),
+        ({"partitions": 1, "topicName": ".."}, "spec.topicName", "topic-name-legal"),
+        ({"partitions": 1, "topicName": "a" * 250}, "spec.topicName", "topic-name-legal"),
+        ({"partitions": 1, "topicName": "bad/name"}, "spec.topicName", "topic-name-legal"),
+        ({"partitions": 1, "deletionPolicy": "Purge"}, "spec.deletionPolicy", "deletionPolicy-enum"),
+        (
+            {"partitions": 1, "config": {"retention.ms": "x" * 5000}},
+            "spec.config[retention.ms]",
+            "config-value-length",
+        ),
+    ],
+)
+def test_bad_specs_name_field_and_rule(spec: dict[str, object], field: str, rule: str) -> None:
+    violations = rules.check_spec(spec)
+    assert (field, rule) in {(v.field, v.rule) for v in violations}
+    assert all(v.message for v in violations)
+
+
+def test_good_spec_passes() -> None:
+    assert rules.check_spec({"partitions": 3, "config": {"retention.ms": "1000"}}, "orders") == []
+
+
+def test_transitions() -> None:
+    assert [v.rule for v in rules.check_transition({"partitions": 3}, {"partitions": 2})] == [
+        "partitions-may-only-grow"
+    ]
+    assert [
+        v.rule for v in rules.check_transition({"partitions": 3}, {"partitions": 3, "topicName": "x"})
+    ] == ["topic-name-immutable"]
+
+
+def test_floors_name_field_and_floor() -> None:
+    violations = rules.check_policy(2, 1, Policy(min_replication_factor=3, min_insync_replicas=2))
+    assert {v.field for v in violations} == {"spec.replicationFactor", "spec.minInSyncReplicas"}
+    assert "floor of 3" in violations[0].message
