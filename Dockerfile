@@ -3,9 +3,8 @@
 # Stage 1 builds the wheel of the operator and the wheels of its dependencies; stage 2 installs
 # them into a clean slim Python with no compiler, and runs as a non-root numeric user.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+# The base is pinned to a patch release; renovate or a person bumps it (both stages together).
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -16,7 +15,7 @@ COPY operator/ operator/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m pip wheel --only-binary=:all: --wheel-dir /wheels /wheels/durable_topic_operator-*.whl
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="durable-topic-operator" \
@@ -30,7 +29,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# Install from the wheels of stage 1 only (no index), then drop pip's own tools from the image.
+# Install from the wheels of stage 1 only (no index), and check that the command runs.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install --no-index --find-links=/wheels durable-topic-operator==${VERSION} \
     && durabletopic --version

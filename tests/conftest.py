@@ -91,11 +91,14 @@ def kubeconfig(testbed: Testbed) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_admin(bootstrap_servers: str) -> Iterator[Any]:
-    """A confluent-kafka AdminClient for the whole session (it must outlive the futures it returns)."""
+def kafka_admin(testbed: Testbed) -> Iterator[Any]:
+    """A confluent-kafka AdminClient for the whole session (it must outlive the futures it returns).
+
+    Its metadata is refreshed every second (see Testbed.kafka_config), so it survives broker kills.
+    """
     from confluent_kafka.admin import AdminClient
 
-    client = AdminClient({"bootstrap.servers": bootstrap_servers})
+    client = AdminClient(testbed.kafka_config())
     yield client
     del client
 

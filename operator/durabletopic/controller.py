@@ -119,6 +119,7 @@ class Controller:
         self.now = now
         self.queue: WorkQueue[ObjectRef] = WorkQueue()
         self._failures: dict[ObjectRef, int] = defaultdict(int)
+        self._drained = asyncio.Event()
 
     # ----- events in -----
 
@@ -162,14 +163,23 @@ class Controller:
                     self._retry(ref)
             finally:
                 self.metrics.reconcile_duration.observe(time.monotonic() - started)
+                if not self.queue.due_count():
+                    self._drained.set()
 
     async def sweep(self) -> None:
-        """Marks every managed object due, every sweep interval."""
+        """Marks every managed object due, every sweep interval, and times how long the check takes."""
         while True:
             await asyncio.sleep(self.sweep_interval)
+            started = time.monotonic()
+            self._drained.clear()
             for obj in self.store:
                 if not obj.paused:
                     self.queue.add(obj.ref)
+            try:
+                await asyncio.wait_for(self._drained.wait(), self.sweep_interval * 3)
+                self.metrics.sweep_duration.observe(time.monotonic() - started)
+            except TimeoutError:
+                log.warning("sweep not finished within %.0f s", self.sweep_interval * 3)
 
     # ----- one pass -----
 

@@ -151,9 +151,50 @@ def _status_schema() -> dict[str, Any]:
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
-            "lastReconcileTime": {"type": "string", "format": "date-time"},
+            "drift": {
+                "type": "array",
+                "description": "Keys in which Kafka differs from the spec and the policy, found by the sweep.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "key": {
+                            "type": "string",
+                            "description": "A topic config, replicationFactor, partitions or topic.",
+                        },
+                        "expected": {"type": "string"},
+                        "actual": {"type": "string"},
+                        "severity": {"type": "string", "enum": ["weakening", "benign"]},
+                        "firstSeen": {"type": "string", "format": "date-time"},
+                        "action": {"type": "string", "enum": ["reverted", "reported"]},
+                    },
+                },
+            },
+            "health": {
+                "type": "object",
+                "description": "Replica health of the topic's partitions at the last sweep.",
+                "properties": {
+                    "partitions": {"type": "integer"},
+                    "underReplicated": {
+                        "type": "integer",
+                        "description": "Partitions whose ISR is smaller than their replicas.",
+                    },
+                    "underMinIsr": {
+                        "type": "integer",
+                        "description": "Partitions with no leader or fewer in-sync replicas than min.insync.replicas.",
+                    },
+                    "atMinIsr": {
+                        "type": "integer",
+                        "description": "Partitions one failure away from under-min-ISR.",
+                    },
+                    "offline": {"type": "integer", "description": "Partitions with no leader."},
+                },
+            },
+            "lastReconcileTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the operator last changed this status.",
+            },
         },
-        "x-kubernetes-preserve-unknown-fields": True,
     }
 
 

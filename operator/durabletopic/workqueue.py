@@ -32,6 +32,11 @@ class WorkQueue(Generic[K]):
         heapq.heappush(self._heap, (due, self._counter, key))
         self._wakeup.set()
 
+    def due_count(self) -> int:
+        """Keys due now (not those waiting out a delay)."""
+        now = time.monotonic()
+        return sum(1 for due in self._due.values() if due <= now)
+
     def discard(self, key: K) -> None:
         self._due.pop(key, None)
 

@@ -99,7 +99,9 @@ def test_insufficient_brokers_and_invalid_config(kube: Kube, namespace: str, kaf
 
 def test_adopt_keeps_data_and_sets_durability_incrementally(kube: Kube, namespace: str, kafka_admin) -> None:  # type: ignore[no-untyped-def]
     topic = f"{namespace}.legacy"
-    before = kafka_check.create(kafka_admin, topic, 1, 3, {"min.insync.replicas": "1", "retention.ms": "1234567"})
+    before = kafka_check.create(
+        kafka_admin, topic, 1, 3, {"min.insync.replicas": "1", "retention.ms": "1234567"}
+    )
 
     kube.create(namespace, "legacy", {"topicName": topic, "partitions": 2})
     obj = ready(kube, namespace, "legacy")

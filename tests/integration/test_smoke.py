@@ -98,7 +98,8 @@ def test_cluster_has_three_brokers_in_three_racks(testbed: Testbed, kafka_admin:
     assert testbed.bootstrap_servers.count(",") == 2
 
 
-def test_killed_broker_leaves_isr_and_rejoins(testbed_faults: Testbed, kafka_admin: Any, topic: str) -> None:
+def test_killed_broker_leaves_isr_and_rejoins(kafka_admin: Any, topic: str, testbed_faults: Testbed) -> None:
+    # testbed_faults comes last so that its teardown (restart what is down) runs before the topic's.
     bed = testbed_faults
     assert _isr(kafka_admin, topic) == [1, 2, 3]
     victim = 2

@@ -102,3 +102,8 @@ def test_floors_name_field_and_floor() -> None:
     violations = rules.check_policy(2, 1, Policy(min_replication_factor=3, min_insync_replicas=2))
     assert {v.field for v in violations} == {"spec.replicationFactor", "spec.minInSyncReplicas"}
     assert "floor of 3" in violations[0].message
+
+
+def test_chart_carries_the_same_crd() -> None:
+    chart_crd = ROOT / "charts" / "durable-topic-operator" / "crds" / "durabletopics.durabletopic.dev.yaml"
+    assert chart_crd.read_text() == (ROOT / "crds" / "durabletopics.durabletopic.dev.yaml").read_text()

@@ -141,6 +141,7 @@ class KafkaAdmin:
         self._guard = self._timeout + 2.0
         self._chunk_size = chunk_size
         self._on_request = on_request
+        self._refreshing = threading.Lock()
         conf: dict[str, Any] = dict(client_config or {})
         conf["bootstrap.servers"] = bootstrap_servers
         try:
@@ -374,8 +375,32 @@ class KafkaAdmin:
                     raise error
             outcome = "ok"
             return results
+        except KafkaUnavailable:
+            self._refresh_metadata()
+            raise
         finally:
             self._finish(op, outcome, start)
+
+    def _refresh_metadata(self) -> None:
+        """Fetch fresh metadata in the background after a request found no one to talk to.
+
+        librdkafka sends admin requests to the broker that the last metadata named controller (under
+        KRaft, any live broker). If that broker dies, requests wait for it until the next periodic
+        refresh (5 minutes by default); a metadata request names a live broker at once.
+        """
+        admin = self._admin
+        if admin is None or not self._refreshing.acquire(blocking=False):
+            return
+
+        def refresh() -> None:
+            try:
+                admin.list_topics(timeout=self._timeout)
+            except KafkaException:
+                pass
+            finally:
+                self._refreshing.release()
+
+        threading.Thread(target=refresh, name="kafka-metadata-refresh", daemon=True).start()
 
     def _finish(self, op: str, outcome: str, start: float) -> None:
         if self._admin is not None:
