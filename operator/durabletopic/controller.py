@@ -26,10 +26,13 @@ from durabletopic.kafka.admin import KafkaUnavailable, NewTopicRequest, TopicErr
 from durabletopic.metrics import Metrics
 from durabletopic.model import ClusterInfo, DeletionPolicy, DurableTopicSpec, ObjectRef, ObservedTopic, Policy
 from durabletopic.plan import (
+    THROTTLE_ALL_REPLICAS,
+    THROTTLE_KEYS,
     AddPartitions,
     AlterConfigs,
     CreateTopic,
     Reason,
+    Reassign,
     TopicPlan,
     plan_deletion,
     plan_topic,
@@ -45,6 +48,7 @@ from durabletopic.status import (
     drift_entries,
     merge_conditions,
     observed_fields,
+    replicas_change,
     without_volatile,
 )
 from durabletopic.workqueue import WorkQueue
@@ -55,6 +59,7 @@ FINALIZER = "durabletopic.dev/delete-topic"
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 4.0
 SETTLE_DELAY_SECONDS = 0.5
+BROKER_THROTTLE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
 STALLED_REASONS_FROM_KAFKA = {
     "INVALID_REPLICATION_FACTOR": Reason.INSUFFICIENT_BROKERS,
     "INVALID_REPLICA_ASSIGNMENT": Reason.INSUFFICIENT_BROKERS,
@@ -68,6 +73,12 @@ class KafkaPort(Protocol):
     async def create_partitions(self, requests: Any) -> dict[str, TopicError | None]: ...
     async def alter_configs(self, requests: Any) -> dict[str, TopicError | None]: ...
     async def delete_topics(self, names: Any) -> dict[str, TopicError | None]: ...
+    async def alter_broker_configs(self, changes: Any) -> dict[int, TopicError | None]: ...
+
+
+class ReassignPort(Protocol):
+    async def ongoing(self) -> Mapping[str, Mapping[int, Any]]: ...
+    async def reassign(self, assignments: Any) -> dict[str, str | None]: ...
 
 
 class ApiPort(Protocol):
@@ -89,6 +100,7 @@ class Outcome:
     observed: ObservedTopic | None = None
     plan: TopicPlan | None = None
     requeue_after: float | None = None
+    replicas_change: dict[str, Any] | None = None
     drift: list[dict[str, str]] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     reconciled: bool = True
@@ -107,7 +119,11 @@ class Controller:
         sweep_interval: float = 10.0,
         reporting_instance: str = "durabletopic",
         now: Callable[[], str] = utc_now,
+        reassigner: ReassignPort | None = None,
+        throttle_bytes_per_second: int = 50 * 1024 * 1024,
     ) -> None:
+        self.reassigner = reassigner
+        self.throttle_bytes_per_second = throttle_bytes_per_second
         self.store = store
         self.kafka = kafka
         self.api = api
@@ -221,23 +237,20 @@ class Controller:
         names = {obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting}
         try:
             observed = await self.kafka.describe_topics(sorted(names)) if names else {}
-            cluster = (
-                await self.kafka.describe_cluster() if any(observed.get(n) is None for n in names) else None
-            )
+            cluster = await self.kafka.describe_cluster() if _needs_cluster(work, observed) else None
+            if deleting:
+                await self._delete(deleting, observed)
+            if work:
+                outcomes.update(await self._apply(work, observed, cluster or ClusterInfo(())))
         except KafkaUnavailable as error:
             message = f"Kafka cannot be reached ({error}); retrying."
-            for obj, _ in work + deleting:
+            for obj, _ in deleting:
+                self._retry(obj.ref)
+            for obj, _ in work:
                 outcomes[obj.ref] = Outcome(
                     conditions_for_error(Reason.KAFKA_UNAVAILABLE, message, retrying=True),
                     requeue_after=self._backoff(obj.ref),
                 )
-            await self._finish(objects, outcomes)
-            return
-
-        if deleting:
-            await self._delete(deleting, observed)
-        if work:
-            outcomes.update(await self._apply(work, observed, cluster or ClusterInfo(())))
         await self._finish([o for o in objects if not o.deleting], outcomes)
 
     async def _apply(
@@ -246,6 +259,7 @@ class Controller:
         observed: dict[str, ObservedTopic | None],
         cluster: ClusterInfo,
     ) -> dict[ObjectRef, Outcome]:
+        moves = await self._ongoing_moves(work, observed)
         plans: dict[ObjectRef, TopicPlan] = {}
         for obj, spec in work:
             plans[obj.ref] = plan_topic(
@@ -255,8 +269,12 @@ class Controller:
                 cluster,
                 self.policy,
                 spec_already_applied=_spec_already_applied(obj),
+                reassigning=moves is not None and obj.topic_name in moves,
             )
-        errors = await self._execute([a for p in plans.values() for a in p.actions])
+        actions = [a for p in plans.values() for a in p.actions]
+        errors = await self._execute(actions)
+        reassigned = {a.name: a for a in actions if isinstance(a, Reassign)}
+        reassign_errors = await self._reassign(list(reassigned.values()), cluster)
 
         acted = sorted({obj.topic_name for obj, _ in work if plans[obj.ref].actions})
         after = dict(observed)
@@ -264,19 +282,83 @@ class Controller:
             after.update(await self.kafka.describe_topics(acted))
 
         outcomes: dict[ObjectRef, Outcome] = {}
+        finished_moves = False
         for obj, spec in work:
             first = plans[obj.ref]
-            now_observed = after.get(obj.topic_name)
+            topic = obj.topic_name
+            now_observed = after.get(topic)
+            moving = topic in reassigned and reassign_errors.get(topic) is None
             final = (
                 plan_topic(
-                    spec, obj.topic_name, now_observed, cluster, self.policy, spec_already_applied=True
+                    spec,
+                    topic,
+                    now_observed,
+                    cluster,
+                    self.policy,
+                    spec_already_applied=True,
+                    reassigning=moving or first.moving,
                 )
                 if first.actions
                 else first
             )
-            error = errors.get(obj.topic_name)
-            outcomes[obj.ref] = self._outcome(obj, first, final, now_observed, error)
+            outcome = self._outcome(obj, first, final, now_observed, errors.get(topic))
+            if moves is not None or topic in reassigned:
+                previous = obj.status.get("replicasChange")
+                change = replicas_change(
+                    previous,
+                    spec.replication_factor,
+                    now_observed,
+                    (moves or {}).get(topic),
+                    len(reassigned[topic].assignment) if moving else None,
+                    reassign_errors.get(topic),
+                )
+                outcome.replicas_change = change
+                if change and change["state"] == "Done" and (previous or {}).get("state") != "Done":
+                    finished_moves = True
+                if final.moving or moving:
+                    outcome.requeue_after = 1.0
+            outcomes[obj.ref] = outcome
+        if finished_moves and not any(t not in reassigned for t in (moves or {})):
+            await self._set_broker_throttle(cluster, None)
         return outcomes
+
+    async def _ongoing_moves(
+        self,
+        work: list[tuple[DurableTopicObject, DurableTopicSpec]],
+        observed: Mapping[str, ObservedTopic | None],
+    ) -> dict[str, Any] | None:
+        """Kafka's running reassignments, read only when some topic's replication factor is in question."""
+        if self.reassigner is None:
+            return None
+        for obj, spec in work:
+            topic = observed.get(obj.topic_name)
+            change = obj.status.get("replicasChange") or {}
+            if topic is not None and (
+                {len(p.replicas) for p in topic.partitions} != {spec.replication_factor}
+                or change.get("state") in ("Pending", "Ongoing")
+            ):
+                return dict(await self.reassigner.ongoing())
+        return None
+
+    async def _reassign(self, moves: list[Reassign], cluster: ClusterInfo) -> dict[str, str | None]:
+        if not moves or self.reassigner is None:
+            return {}
+        throttle = {m.name: dict.fromkeys(THROTTLE_KEYS, THROTTLE_ALL_REPLICAS) for m in moves}
+        throttle_errors = await self.kafka.alter_configs(throttle)
+        await self._set_broker_throttle(cluster, str(self.throttle_bytes_per_second))
+        results = await self.reassigner.reassign({m.name: m.assignment for m in moves})
+        for name, error in throttle_errors.items():
+            if error is not None:
+                log.warning("replication throttle not set on %s: %s", name, error)
+        return results
+
+    async def _set_broker_throttle(self, cluster: ClusterInfo, rate: str | None) -> None:
+        if not cluster.brokers:
+            cluster = await self.kafka.describe_cluster()
+        changes = {b.node_id: dict.fromkeys(BROKER_THROTTLE_KEYS, rate) for b in cluster.brokers}
+        for broker, error in (await self.kafka.alter_broker_configs(changes)).items():
+            if error is not None:
+                log.warning("replication throttle rate not changed on broker %s: %s", broker, error)
 
     def _outcome(
         self,
@@ -462,6 +544,8 @@ class Controller:
             )
         elif outcome.plan is not None:
             status.pop("health", None)
+        if outcome.replicas_change is not None:
+            status["replicasChange"] = outcome.replicas_change
         if outcome.drift is not None:
             status["drift"] = outcome.drift
             conditions.append(_drift_condition(outcome.drift, obj))
@@ -558,6 +642,17 @@ class Controller:
                     counts[condition["type"]] += 1
         for condition, count in counts.items():
             self.metrics.resources.labels(condition=condition).set(count)
+
+
+def _needs_cluster(
+    work: list[tuple[DurableTopicObject, DurableTopicSpec]], observed: Mapping[str, ObservedTopic | None]
+) -> bool:
+    """Brokers and racks matter only to create a topic or to change its replication factor."""
+    for obj, spec in work:
+        topic = observed.get(obj.topic_name)
+        if topic is None or {len(p.replicas) for p in topic.partitions} != {spec.replication_factor}:
+            return True
+    return False
 
 
 def _spec_already_applied(obj: DurableTopicObject) -> bool:

@@ -169,6 +169,17 @@ def _status_schema() -> dict[str, Any]:
                     },
                 },
             },
+            "replicasChange": {
+                "type": "object",
+                "description": "Progress of a replication-factor change done by partition reassignment.",
+                "properties": {
+                    "targetReplicationFactor": {"type": "integer"},
+                    "state": {"type": "string", "enum": ["Pending", "Ongoing", "Done", "Failed"]},
+                    "partitionsDone": {"type": "integer"},
+                    "partitionsTotal": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
             "health": {
                 "type": "object",
                 "description": "Replica health of the topic's partitions at the last sweep.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from durabletopic import rules
+from durabletopic import placement, rules
 from durabletopic.model import (
     MIN_INSYNC_REPLICAS,
     UNCLEAN_LEADER_ELECTION,
@@ -28,6 +28,7 @@ class Reason(StrEnum):
     RECONCILED = "Reconciled"
     CREATING = "Creating"
     UPDATING = "Updating"
+    REASSIGNING = "Reassigning"
     KAFKA_UNAVAILABLE = "KafkaUnavailable"
     POLICY_VIOLATION = "PolicyViolation"
     INSUFFICIENT_BROKERS = "InsufficientBrokers"
@@ -59,10 +60,19 @@ class CreateTopic:
 
 @dataclass(frozen=True, slots=True)
 class AlterConfigs:
-    """Incremental SET of these keys; nothing else on the topic is touched."""
+    """Incremental change of these keys (a None value removes the override); nothing else is touched."""
 
     name: str
-    configs: dict[str, str]
+    configs: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reassign:
+    """Move partitions to these replica lists (KIP-455), throttled, leaders kept."""
+
+    name: str
+    target_replication_factor: int
+    assignment: dict[int, tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,11 @@ class DeleteTopic:
     topic_id: str
 
 
-Action = CreateTopic | AlterConfigs | AddPartitions
+Action = CreateTopic | AlterConfigs | AddPartitions | Reassign
+
+# Topic configs the operator sets while it moves replicas, and removes afterwards.
+THROTTLE_KEYS = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
+THROTTLE_ALL_REPLICAS = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,7 @@ class TopicPlan:
     differences: tuple[Difference, ...] = ()
     unmanaged_configs: tuple[str, ...] = ()
     enforced: bool = True
+    moving: bool = False
 
     @property
     def in_sync(self) -> bool:
@@ -118,18 +133,21 @@ def plan_topic(
     policy: Policy,
     *,
     spec_already_applied: bool = False,
+    reassigning: bool = False,
 ) -> TopicPlan:
     """Decide what to do to bring `observed` to `spec` under `policy`.
 
     `spec_already_applied` says this generation of the spec was reconciled before, so any
     difference now is drift; under `driftPolicy: Report` drift is reported, not reverted.
+    `reassigning` says Kafka is moving replicas of this topic: no second move is started.
     """
     violations = rules.check_spec(spec.model_dump(by_alias=True, exclude_none=True), topic_name)
     violations += rules.check_policy(spec.replication_factor, spec.min_insync_replicas, policy)
     differences = tuple(_differences(spec, observed))
     if violations:
+        shrinking = observed is not None and observed.replication_factor > spec.replication_factor
         return TopicPlan(
-            refusals=tuple(_refusal_for(v) for v in violations),
+            refusals=tuple(_refusal_for(v, shrinking) for v in violations),
             differences=differences,
             unmanaged_configs=_unmanaged(spec, observed),
             enforced=False,
@@ -167,24 +185,15 @@ def plan_topic(
         actions.append(AddPartitions(topic_name, spec.partitions))
 
     observed_rf = observed.replication_factor
-    if observed_rf < spec.replication_factor:
-        refusals.append(
-            Refusal(
-                Reason.REPLICATION_FACTOR_BELOW_SPEC,
-                f"the topic has replication factor {observed_rf} and spec.replicationFactor asks for "
-                f"{spec.replication_factor}: raise it with a partition reassignment",
-                "spec.replicationFactor",
-            )
-        )
-    elif observed_rf > spec.replication_factor:
-        refusals.append(
-            Refusal(
-                Reason.REPLICATION_FACTOR_DECREASE_REFUSED,
-                f"the topic has replication factor {observed_rf} and spec.replicationFactor asks for "
-                f"{spec.replication_factor}: lowering it is refused; set spec.replicationFactor to {observed_rf}",
-                "spec.replicationFactor",
-            )
-        )
+    replica_counts = {len(p.replicas) for p in observed.partitions}
+    if reassigning:
+        pass
+    elif replica_counts != {spec.replication_factor}:
+        move = _replication_change(spec, observed, cluster)
+        if isinstance(move, Refusal):
+            refusals.append(move)
+        else:
+            actions.append(move)
 
     to_set = {
         key: value
@@ -195,8 +204,14 @@ def plan_topic(
     # acks=all producer, so it waits until the replication factor is raised.
     if MIN_INSYNC_REPLICAS in to_set and spec.min_insync_replicas >= observed_rf:
         del to_set[MIN_INSYNC_REPLICAS]
-    if to_set:
-        actions.append(AlterConfigs(topic_name, to_set))
+    changes: dict[str, str | None] = dict(to_set)
+    moving = reassigning or any(isinstance(a, Reassign) for a in actions)
+    if not moving:
+        changes.update(
+            {key: None for key in THROTTLE_KEYS if observed.overrides.get(key) == THROTTLE_ALL_REPLICAS}
+        )
+    if changes:
+        actions.append(AlterConfigs(topic_name, changes))
 
     if not enforce:
         actions = []
@@ -206,7 +221,36 @@ def plan_topic(
         differences=differences,
         unmanaged_configs=_unmanaged(spec, observed),
         enforced=enforce,
+        moving=reassigning,
     )
+
+
+def _replication_change(
+    spec: DurableTopicSpec, observed: ObservedTopic, cluster: ClusterInfo
+) -> Reassign | Refusal:
+    target = spec.replication_factor
+    current = observed.replication_factor
+    if max(len(p.replicas) for p in observed.partitions) > target:
+        if target <= spec.min_insync_replicas:
+            return Refusal(
+                Reason.REPLICATION_FACTOR_DECREASE_REFUSED,
+                f"the topic has replication factor {current}; lowering it to {target} would leave no replica "
+                f"to spare above spec.minInSyncReplicas ({spec.min_insync_replicas})",
+                "spec.replicationFactor",
+            )
+        return Reassign(
+            observed.name, target, placement.remove_replicas(observed.partitions, cluster, target)
+        )
+    try:
+        assignment = placement.add_replicas(observed.partitions, cluster, target)
+    except placement.PlacementError as error:
+        return Refusal(
+            Reason.INSUFFICIENT_BROKERS,
+            f"the topic has replication factor {current} and spec.replicationFactor asks for {target}, but {error}: "
+            "nothing is moved",
+            "spec.replicationFactor",
+        )
+    return Reassign(observed.name, target, assignment)
 
 
 def plan_deletion(
@@ -293,8 +337,10 @@ _RULE_REASONS = {
 }
 
 
-def _refusal_for(violation: rules.Violation) -> Refusal:
+def _refusal_for(violation: rules.Violation, shrinking: bool) -> Refusal:
     reason = _RULE_REASONS.get(violation.rule, Reason.POLICY_VIOLATION)
+    if shrinking and violation.rule == "replication-factor-floor":
+        reason = Reason.REPLICATION_FACTOR_DECREASE_REFUSED
     return Refusal(reason, violation.message, violation.field)
 
 

@@ -36,6 +36,11 @@ class OperatorSettings(BaseModel):
         default=None,
         description="File of extra librdkafka client properties (security.protocol, sasl.*, ssl.*), key=value lines.",
     )
+    reassignment_throttle_bytes_per_second: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="Replication throttle (bytes/s per broker) while replicas are moved for a replication-factor change.",
+    )
     batch_size: int = Field(default=500, ge=1, description="Most DurableTopics reconciled in one pass.")
     status_writers: int = Field(default=8, ge=1, description="Concurrent status writes to the API server.")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from durabletopic.model import ObservedTopic
-from durabletopic.plan import AddPartitions, AlterConfigs, CreateTopic, Reason, TopicPlan
+from durabletopic.plan import Action, AddPartitions, CreateTopic, Reason, Reassign, TopicPlan
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -53,9 +53,17 @@ def conditions_for_plan(plan: TopicPlan, topic_name: str) -> list[Condition]:
         return summary_conditions(
             ready=(False, first.reason, message), reconciling=None, stalled=(first.reason, message)
         )
+    if plan.moving:
+        message = f"Kafka is moving replicas of topic {topic_name}; waiting for the reassignment to finish."
+        reason = Reason.REASSIGNING
+        return summary_conditions(ready=(False, reason, message), reconciling=(reason, message), stalled=None)
     if plan.actions:
-        creating = any(isinstance(a, CreateTopic) for a in plan.actions)
-        reason = Reason.CREATING if creating else Reason.UPDATING
+        if any(isinstance(a, CreateTopic) for a in plan.actions):
+            reason = Reason.CREATING
+        elif any(isinstance(a, Reassign) for a in plan.actions):
+            reason = Reason.REASSIGNING
+        else:
+            reason = Reason.UPDATING
         message = f"Kafka topic {topic_name}: " + "; ".join(_describe(a) for a in plan.actions) + "."
         return summary_conditions(ready=(False, reason, message), reconciling=(reason, message), stalled=None)
     if plan.differences:
@@ -72,14 +80,17 @@ def conditions_for_error(reason: str, message: str, *, retrying: bool) -> list[C
     return summary_conditions(ready=(False, reason, message), reconciling=None, stalled=(reason, message))
 
 
-def _describe(action: CreateTopic | AlterConfigs | AddPartitions) -> str:
+def _describe(action: Action) -> str:
     if isinstance(action, CreateTopic):
         return (
             f"creating with {action.partitions} partitions and replication factor {action.replication_factor}"
         )
     if isinstance(action, AddPartitions):
         return f"adding partitions up to {action.total}"
-    return "setting " + ", ".join(f"{k}={v}" for k, v in sorted(action.configs.items()))
+    if isinstance(action, Reassign):
+        return f"moving {len(action.assignment)} partitions to replication factor {action.target_replication_factor}"
+    changes = [f"{k}={v}" if v is not None else f"removing {k}" for k, v in sorted(action.configs.items())]
+    return "setting " + ", ".join(changes)
 
 
 def merge_conditions(
@@ -146,3 +157,65 @@ def drift_entries(
         }
         for d in differences
     ]
+
+
+def replicas_change(
+    previous: Mapping[str, Any] | None,
+    target: int,
+    observed: ObservedTopic | None,
+    moving_partitions: Collection[int] | None,
+    started: int | None,
+    error: str | None,
+) -> dict[str, Any] | None:
+    """`status.replicasChange`: progress of a replication-factor change.
+
+    `moving_partitions` are the topic's partitions Kafka is moving now (None when unknown);
+    `started` is the number of partitions whose move this pass started; `error` is Kafka's refusal.
+    """
+    ours = previous is not None and previous.get("targetReplicationFactor") == target
+    if observed is None:
+        return dict(previous) if previous else None
+    total = observed.partition_count
+    if error is not None:
+        return {
+            "targetReplicationFactor": target,
+            "state": "Failed",
+            "partitionsDone": 0,
+            "partitionsTotal": total,
+            "message": f"Kafka refused the reassignment: {error}",
+        }
+    moving = set(moving_partitions or ())
+    done = sum(1 for p in observed.partitions if p.partition not in moving and len(p.replicas) == target)
+    if started:
+        return {
+            "targetReplicationFactor": target,
+            "state": "Ongoing",
+            "partitionsDone": total - started,
+            "partitionsTotal": total,
+            "message": f"moving {started} partitions to replication factor {target}, throttled",
+        }
+    if moving:
+        state = (
+            "Ongoing" if ours and previous and previous.get("state") in ("Ongoing", "Pending") else "Pending"
+        )
+        message = (
+            f"{done} of {total} partitions at replication factor {target}"
+            if state == "Ongoing"
+            else "waiting for a reassignment Kafka is already running on this topic"
+        )
+        return {
+            "targetReplicationFactor": target,
+            "state": state,
+            "partitionsDone": done,
+            "partitionsTotal": total,
+            "message": message,
+        }
+    if previous and ours and previous.get("state") in ("Ongoing", "Pending") and done == total:
+        return {
+            "targetReplicationFactor": target,
+            "state": "Done",
+            "partitionsDone": total,
+            "partitionsTotal": total,
+            "message": f"every partition has {target} replicas; the replication throttle is removed",
+        }
+    return dict(previous) if previous else None

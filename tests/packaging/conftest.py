@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.testbed import Testbed
 
 ROOT = Path(__file__).resolve().parents[2]

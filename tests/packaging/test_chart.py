@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.packaging.conftest import CHART, DEPLOY, ROOT, Render, by_kind, docs, one, rule_set, run
 
 from durabletopic.metrics import Metrics
 from durabletopic.settings import ENV_PREFIX, OperatorSettings, read_client_properties
+from tests.packaging.conftest import CHART, DEPLOY, ROOT, Render, by_kind, docs, one, rule_set, run
 
 KAFKA_DIR = "/etc/durabletopic/kafka"
 SASL_VALUES = [
@@ -539,6 +539,31 @@ def test_api_server_accepts_deploy(
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("(server dry run)") == len(objects)
 
+    # The operator's Pods pass the Pod Security Standard that deploy/'s Namespace enforces: a Pod of
+    # the Deployment's template, dry-run in a namespace with the same labels (PodSecurity admission).
+    ns_labels = one(kustomized, "Namespace")["metadata"]["labels"]
+    assert ns_labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    testbed.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        *(f"{k}={v}" for k, v in ns_labels.items() if k.startswith("pod-security")),
+    )
+    template = one(kustomized, "Deployment")["spec"]["template"]
+    testbed.kubectl("create", "serviceaccount", template["spec"]["serviceAccountName"], "-n", namespace)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "operator", "namespace": namespace}}
+    pod["metadata"]["labels"] = template["metadata"]["labels"]
+    pod["spec"] = template["spec"]
+    result = dry_run_apply(testbed, yaml.safe_dump(pod))
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    insecure = copy.deepcopy(pod)
+    insecure["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    result = dry_run_apply(testbed, yaml.safe_dump(insecure))
+    assert result.returncode != 0 and "violates PodSecurity" in result.stderr, (
+        "PodSecurity is not enforced here"
+    )
+
 
 def can_i(testbed: Any, user: str, verb: str, resource: str, namespace: str | None = None) -> bool:
     args = ["auth", "can-i", verb, resource, "--as", user]
@@ -634,6 +659,8 @@ def test_deploy_admission_policy_rejects_below_the_floors(testbed: Any, scratch:
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {}
     # Bound to this test's namespace only: other tests on the test bed create weak topics on purpose.
     binding["spec"]["matchResources"]["namespaceSelector"] = {"matchLabels": {LABEL: token}}
+    older = f"{namespace}-old"
+    testbed.kubectl("create", "namespace", older)
     testbed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
     try:
         rejected = wait_for_rejection(
@@ -665,6 +692,34 @@ def test_deploy_admission_policy_rejects_below_the_floors(testbed: Any, scratch:
             )
             is None
         )
+
+        # An object admitted before the floors (here: created before the policy, in another of this
+        # test's namespaces) keeps working: metadata-only updates such as the operator's finalizers,
+        # and so its deletion, go through; a change of its spec has to meet the floors.
+        testbed.kubectl(
+            "apply", "-f", "-", input=durable_topic(older, "old", replicationFactor=2, minInSyncReplicas=1)
+        )
+        testbed.kubectl("label", "namespace", older, f"{LABEL}={token}")
+        assert wait_for_rejection(testbed, durable_topic(older, "probe", replicationFactor=2), expect=True)
+        patch = json.dumps({"metadata": {"finalizers": ["durabletopic.dev/packaging-test"]}})
+        testbed.kubectl("patch", "durabletopic", "old", "-n", older, "--type=merge", "-p", patch)
+        grow = testbed.kubectl(
+            "patch",
+            "durabletopic",
+            "old",
+            "-n",
+            older,
+            "--type=merge",
+            "-p",
+            '{"spec":{"partitions":2}}',
+            check=False,
+        )
+        assert grow.returncode != 0 and "below the floor of 3" in grow.stderr, grow.stderr
+        testbed.kubectl("delete", "durabletopic", "old", "-n", older, "--wait=false")
+        unblock = json.dumps({"metadata": {"finalizers": None}})
+        testbed.kubectl("patch", "durabletopic", "old", "-n", older, "--type=merge", "-p", unblock)
+        testbed.kubectl("wait", "--for=delete", "durabletopic/old", "-n", older, "--timeout=30s")
     finally:
         testbed.kubectl("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found", check=False)
         testbed.kubectl("delete", "validatingadmissionpolicy", name, "--ignore-not-found", check=False)
+        testbed.kubectl("delete", "namespace", older, "--wait=false", "--ignore-not-found", check=False)

@@ -18,11 +18,13 @@ from durabletopic.model import (
     Policy,
 )
 from durabletopic.plan import (
+    THROTTLE_KEYS,
     AddPartitions,
     AlterConfigs,
     CreateTopic,
     DeleteTopic,
     Reason,
+    Reassign,
     Severity,
     plan_deletion,
     plan_topic,
@@ -111,16 +113,53 @@ def test_partitions_grow_and_never_shrink() -> None:
     assert shrink.refusals[0].reason is Reason.PARTITION_DECREASE_REFUSED
 
 
-def test_low_replication_factor_is_reported_and_min_isr_waits() -> None:
+def test_low_replication_factor_is_raised_by_reassignment_and_min_isr_waits() -> None:
     observed = topic(rf=1)
     plan = plan_topic(spec(), "orders", observed, THREE_BROKERS, POLICY)
-    assert plan.refusals[0].reason is Reason.REPLICATION_FACTOR_BELOW_SPEC
-    (alter,) = plan.actions
+    assert not plan.refusals
+    reassign, alter = plan.actions
+    assert isinstance(reassign, Reassign) and reassign.target_replication_factor == 3
+    assert all(replicas[0] == 1 and len(set(replicas)) == 3 for replicas in reassign.assignment.values())
     assert isinstance(alter, AlterConfigs)
     assert MIN_INSYNC_REPLICAS not in alter.configs
     assert alter.configs[UNCLEAN_LEADER_ELECTION] == "false"
     rf_diff = next(d for d in plan.differences if d.key == "replicationFactor")
     assert rf_diff.severity is Severity.WEAKENING
+
+
+def test_no_second_reassignment_while_one_runs() -> None:
+    plan = plan_topic(spec(), "orders", topic(rf=1), THREE_BROKERS, POLICY, reassigning=True)
+    assert plan.moving
+    assert not any(isinstance(a, Reassign) for a in plan.actions)
+
+
+def test_too_few_racks_moves_nothing() -> None:
+    two_racks = ClusterInfo((Broker(1, "a"), Broker(2, "a"), Broker(3, "b")))
+    plan = plan_topic(spec(), "orders", topic(rf=1), two_racks, POLICY)
+    assert plan.refusals[0].reason is Reason.INSUFFICIENT_BROKERS
+    assert not any(isinstance(a, Reassign) for a in plan.actions)
+
+
+def test_replication_factor_decrease() -> None:
+    refused = plan_topic(
+        spec(replicationFactor=2, minInSyncReplicas=1), "orders", topic(rf=3), THREE_BROKERS, POLICY
+    )
+    assert refused.refusals[0].reason is Reason.REPLICATION_FACTOR_DECREASE_REFUSED
+    assert refused.actions == ()
+    five = ClusterInfo(tuple(Broker(i, f"r{i}") for i in range(1, 6)))
+    observed = topic(rf=5, overrides=DURABLE)
+    allowed = plan_topic(spec(replicationFactor=4), "orders", observed, five, POLICY)
+    (reassign,) = allowed.actions
+    assert isinstance(reassign, Reassign)
+    assert all(len(r) == 4 and r[0] == 1 for r in reassign.assignment.values())
+
+
+def test_throttle_removed_when_nothing_moves() -> None:
+    observed = topic(overrides={**DURABLE, THROTTLE_KEYS[0]: "*", THROTTLE_KEYS[1]: "*"})
+    plan = plan_topic(spec(), "orders", observed, THREE_BROKERS, POLICY)
+    assert plan.actions == (AlterConfigs("orders", dict.fromkeys(THROTTLE_KEYS)),)
+    moving = plan_topic(spec(), "orders", observed, THREE_BROKERS, POLICY, reassigning=True)
+    assert moving.actions == ()
 
 
 def test_drift_under_report_changes_nothing() -> None:
@@ -239,12 +278,28 @@ def test_no_plan_ever_weakens_a_topic(
         elif isinstance(action, AlterConfigs):
             assert observed is not None
             assert action.configs.get(UNCLEAN_LEADER_ELECTION, "false") == "false"
-            if MIN_INSYNC_REPLICAS in action.configs:
-                new_min_isr = int(action.configs[MIN_INSYNC_REPLICAS])
+            assert action.configs.get(MIN_INSYNC_REPLICAS, "") is not None, (
+                "never removes the durability keys"
+            )
+            if (min_isr_value := action.configs.get(MIN_INSYNC_REPLICAS)) is not None:
+                new_min_isr = int(min_isr_value)
                 assert new_min_isr >= policy.min_insync_replicas
                 assert new_min_isr < observed.replication_factor
         elif isinstance(action, AddPartitions):
             assert observed is not None and action.total > observed.partition_count
+        elif isinstance(action, Reassign):
+            assert observed is not None
+            assert action.target_replication_factor == desired.replication_factor
+            assert action.target_replication_factor >= policy.min_replication_factor
+            assert action.target_replication_factor > desired.min_insync_replicas
+            live = {b.node_id for b in cluster.brokers}
+            for number, replicas in action.assignment.items():
+                before = observed.partitions[number]
+                assert len(replicas) == action.target_replication_factor == len(set(replicas))
+                if before.leader is not None:
+                    assert before.leader in replicas, "a move never drops the leader"
+                added = set(replicas) - set(before.replicas)
+                assert added <= live
         else:  # pragma: no cover - the planner has no other action kinds
             raise AssertionError(f"unexpected action {action}")
     if plan.refusals and any(

@@ -16,6 +16,7 @@ from durabletopic.controller import Controller
 from durabletopic.k8s.api import KubeApi, load_configuration
 from durabletopic.k8s.store import Store
 from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
+from durabletopic.kafka.reassign import Reassigner
 from durabletopic.metrics import Metrics
 from durabletopic.model import Policy
 from durabletopic.settings import OperatorSettings, read_client_properties
@@ -83,6 +84,10 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
         batch_size=settings.batch_size,
         sweep_interval=settings.sweep_interval_seconds,
         reporting_instance=socket.gethostname(),
+        reassigner=Reassigner(
+            settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request
+        ),
+        throttle_bytes_per_second=settings.reassignment_throttle_bytes_per_second,
     )
     registry = build_registry(controller)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None

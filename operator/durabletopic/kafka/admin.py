@@ -303,6 +303,34 @@ class KafkaAdmin:
             out |= topic_errors({resource.name: value for resource, value in results.items()})
         return out
 
+    async def alter_broker_configs(
+        self, changes: Mapping[int, Mapping[str, str | None]]
+    ) -> dict[int, TopicError | None]:
+        """Incremental dynamic config change per broker id: a str value sets the key, None deletes it."""
+        if not changes:
+            return {}
+        resources = [
+            ConfigResource(
+                ConfigResource.Type.BROKER,
+                str(broker),
+                incremental_configs=[
+                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                    if value is not None
+                    else ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE)
+                    for key, value in entries.items()
+                ],
+            )
+            for broker, entries in changes.items()
+        ]
+        results = await self._call(
+            "alter_broker_configs",
+            self._client.incremental_alter_configs,
+            resources,
+            request_timeout=self._timeout,
+        )
+        by_name = topic_errors({resource.name: value for resource, value in results.items()})
+        return {int(name): error for name, error in by_name.items()}
+
     async def delete_topics(self, names: Collection[str]) -> dict[str, TopicError | None]:
         out: dict[str, TopicError | None] = {}
         for chunk in chunks(list(dict.fromkeys(names)), self._chunk_size):

@@ -1,0 +1,1 @@
+"""Subcommands of `durabletopic`: each module has `register(subparsers)`, which sets `handler`."""
