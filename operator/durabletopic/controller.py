@@ -161,6 +161,10 @@ class Controller:
                 for other in self.store.claimants(obj.topic_name):
                     self.queue.add(other)
 
+    def enqueue_all(self) -> None:
+        for obj in self.store:
+            self.queue.add(obj.ref)
+
     # ----- loops -----
 
     async def run(self) -> None:

@@ -41,6 +41,13 @@ class OperatorSettings(BaseModel):
         ge=1024,
         description="Replication throttle (bytes/s per broker) while replicas are moved for a replication-factor change.",
     )
+    leader_election: bool = Field(
+        default=True, description="Elect one active replica through a Lease (off for a single local process)."
+    )
+    leader_election_namespace: str = Field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"),
+        description="Namespace of the Lease `durable-topic-operator` (default: the pod's namespace).",
+    )
     batch_size: int = Field(default=500, ge=1, description="Most DurableTopics reconciled in one pass.")
     status_writers: int = Field(default=8, ge=1, description="Concurrent status writes to the API server.")
 

@@ -13,6 +13,7 @@ import pytest
 
 from durabletopic.kafka import KafkaAdmin, KafkaUnavailable, NewTopicRequest, TopicError
 from durabletopic.model import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION, ObservedTopic
+from tests.testbed import Testbed
 
 T = TypeVar("T")
 RETENTION = "retention.ms"
@@ -35,7 +36,7 @@ def requests() -> Requests:
 async def admin(bootstrap_servers: str, requests: Requests, unique: str) -> AsyncIterator[KafkaAdmin]:
     client = KafkaAdmin(bootstrap_servers, request_timeout_s=15, on_request=requests)
     yield client
-    leftovers = [name for name in await client.list_topics() if name.startswith(unique)]
+    leftovers = [name for name in await client.list_topics() if name.startswith(f"{unique}-")]
     if leftovers:
         await client.delete_topics(leftovers)
     client.close()
@@ -80,7 +81,7 @@ async def create(admin: KafkaAdmin, *topics: NewTopicRequest) -> None:
 async def test_describe_several_topics_in_one_call(
     admin: KafkaAdmin, requests: Requests, unique: str
 ) -> None:
-    durable, plain, missing = f"{unique}durable", f"{unique}plain", f"{unique}missing"
+    durable, plain, missing = f"{unique}-durable", f"{unique}-plain", f"{unique}-missing"
     await create(
         admin,
         NewTopicRequest(durable, 3, 3, {MIN_INSYNC_REPLICAS: "2", RETENTION: "3600000"}),
@@ -120,8 +121,8 @@ async def test_describe_several_topics_in_one_call(
 async def test_create_batch_reports_errors_per_topic(
     admin: KafkaAdmin, requests: Requests, unique: str
 ) -> None:
-    good = [f"{unique}good-{i}" for i in range(3)]
-    bad_config, bad_rf = f"{unique}bad-config", f"{unique}bad-rf"
+    good = [f"{unique}-good-{i}" for i in range(3)]
+    bad_config, bad_rf = f"{unique}-bad-config", f"{unique}-bad-rf"
     batch = [NewTopicRequest(name, 2, 3, {MIN_INSYNC_REPLICAS: "2"}) for name in good]
     batch.insert(1, NewTopicRequest(bad_config, 1, 3, {MIN_INSYNC_REPLICAS: "two"}))
     batch.append(NewTopicRequest(bad_rf, 1, 5, {}))
@@ -145,7 +146,7 @@ async def test_create_batch_reports_errors_per_topic(
 
 @pytest.mark.testbed
 async def test_alter_configs_is_incremental(admin: KafkaAdmin, requests: Requests, unique: str) -> None:
-    name, missing = f"{unique}alter", f"{unique}missing"
+    name, missing = f"{unique}-alter", f"{unique}-missing"
     await create(
         admin,
         NewTopicRequest(name, 1, 3, {MIN_INSYNC_REPLICAS: "1", RETENTION: "3600000", "segment.ms": "600000"}),
@@ -178,7 +179,7 @@ async def test_alter_configs_is_incremental(admin: KafkaAdmin, requests: Request
 
 @pytest.mark.testbed
 async def test_create_partitions(admin: KafkaAdmin, requests: Requests, unique: str) -> None:
-    grow, shrink = f"{unique}grow", f"{unique}shrink"
+    grow, shrink = f"{unique}-grow", f"{unique}-shrink"
     await create(admin, NewTopicRequest(grow, 1, 3, {}), NewTopicRequest(shrink, 3, 3, {}))
     requests.clear()
 
@@ -200,7 +201,7 @@ async def test_create_partitions(admin: KafkaAdmin, requests: Requests, unique: 
 
 @pytest.mark.testbed
 async def test_delete_topics(admin: KafkaAdmin, requests: Requests, unique: str) -> None:
-    doomed, missing = f"{unique}doomed", f"{unique}missing"
+    doomed, missing = f"{unique}-doomed", f"{unique}-missing"
     await create(admin, NewTopicRequest(doomed, 1, 3, {}))
     requests.clear()
 
@@ -219,7 +220,7 @@ async def test_delete_topics(admin: KafkaAdmin, requests: Requests, unique: str)
 async def test_describe_request_count_is_two_per_chunk(bootstrap_servers: str, unique: str) -> None:
     requests = Requests()
     admin = KafkaAdmin(bootstrap_servers, chunk_size=3, on_request=requests)
-    names = [f"{unique}n{i}" for i in range(7)]
+    names = [f"{unique}-n{i}" for i in range(7)]
     try:
         assert await admin.create_topics([NewTopicRequest(n, 1, 3, {}) for n in names]) == dict.fromkeys(
             names
@@ -228,18 +229,18 @@ async def test_describe_request_count_is_two_per_chunk(bootstrap_servers: str, u
         await describe_existing(admin, names)
         requests.clear()
 
-        observed = await admin.describe_topics([*names, f"{unique}missing"])
+        observed = await admin.describe_topics([*names, f"{unique}-missing"])
 
         assert sorted(requests.ops()) == sorted(["describe_topics", "describe_configs"] * math.ceil(8 / 3))
         assert all(observed[n] is not None for n in names)
-        assert observed[f"{unique}missing"] is None
+        assert observed[f"{unique}-missing"] is None
     finally:
         await admin.delete_topics(names)
         admin.close()
 
 
 @pytest.mark.testbed
-async def test_describe_cluster_and_broker_configs(admin: KafkaAdmin, testbed: Any) -> None:
+async def test_describe_cluster_and_broker_configs(admin: KafkaAdmin, testbed: Testbed) -> None:
     cluster = await admin.describe_cluster()
     assert [b.node_id for b in cluster.brokers] == [1, 2, 3]
     assert cluster.racks == {"r1", "r2", "r3"}

@@ -95,6 +95,8 @@ def test_helm_lint_is_clean(helm: Path, values: list[str]) -> None:
         ("admissionPolicy.validationActions={Block}", "/admissionPolicy/validationActions"),
         ("kafka.extraProperties.sasl\\.password=hunter2", "sasl.password"),
         ("replicas=3", "replicas"),
+        # Two replicas without leader election would both reconcile.
+        ("leaderElection=false", "/replicaCount"),
         # SASL without a username and a password Secret.
         ("kafka.securityProtocol=SASL_SSL", "/kafka/sasl"),
     ],
@@ -143,6 +145,8 @@ def test_deployment_defaults(helm_template: Render) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
     env = env_of(objects)
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["DURABLETOPIC_LEADER_ELECTION"] == "true"
+    assert env["DURABLETOPIC_LEADER_ELECTION_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     # Every operator setting comes from the values, under the name the operator reads.
     assert {ENV_PREFIX + name.upper() for name in OperatorSettings.model_fields} <= set(env)
     assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "3"

@@ -103,6 +103,8 @@ class KubeApi:
                         raise _api_error(response.status, payload)
                     result = "ok"
                     return json.loads(payload) if payload else {}
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise ApiError(0, "Unavailable", f"{type(error).__name__}: {error}") from None
             finally:
                 if self._on_request is not None:
                     self._on_request(method, result, time.monotonic() - started)

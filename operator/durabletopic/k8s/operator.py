@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -14,6 +16,7 @@ import kopf
 from durabletopic import audit, crd
 from durabletopic.controller import Controller
 from durabletopic.k8s.api import KubeApi, load_configuration
+from durabletopic.k8s.leader import LeaderElector
 from durabletopic.k8s.store import Store
 from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
 from durabletopic.kafka.reassign import Reassigner
@@ -24,6 +27,15 @@ from durabletopic.settings import OperatorSettings, read_client_properties
 log = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "durabletopic.dev"
+LEASE_NAME = "durable-topic-operator"
+
+
+class EndlessBackoffs:
+    """Retry delays for kopf's API calls that never run out: an API server restart is waited for."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (0.5, 1, 2, 3)
+        yield from itertools.repeat(5.0)
 
 
 def kopf_settings() -> kopf.OperatorSettings:
@@ -38,6 +50,7 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
+    settings.networking.error_backoffs = EndlessBackoffs()
     return settings
 
 
@@ -98,13 +111,17 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
         settings.min_replication_factor,
         settings.min_insync_replicas,
     )
-    background = [
-        asyncio.create_task(controller.run()),
-        asyncio.create_task(controller.sweep()),
-        asyncio.create_task(
-            audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)
-        ),
-    ]
+    elector = (
+        LeaderElector(
+            api,
+            namespace=settings.leader_election_namespace,
+            name=LEASE_NAME,
+            identity=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        )
+        if settings.leader_election
+        else None
+    )
+    leading = asyncio.create_task(reconcile_while_leader(controller, elector, kafka, metrics, settings))
     try:
         await kopf.operator(
             registry=registry,
@@ -115,10 +132,44 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
             liveness_endpoint=liveness,
         )
     finally:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading
+        if elector is not None:
+            await elector.release()
         await api.close()
         kafka.close()
+
+
+async def reconcile_while_leader(
+    controller: Controller,
+    elector: LeaderElector | None,
+    kafka: KafkaAdmin,
+    metrics: Metrics,
+    settings: OperatorSettings,
+) -> None:
+    """Watches run on every replica so the store stays warm; only the leader reconciles."""
+    while True:
+        if elector is not None:
+            await elector.acquire()
+        metrics.leader.set(1)
+        controller.enqueue_all()
+        tasks = [
+            asyncio.create_task(controller.run()),
+            asyncio.create_task(controller.sweep()),
+            asyncio.create_task(
+                audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)
+            ),
+        ]
+        if elector is not None:
+            tasks.append(asyncio.create_task(elector.hold()))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            metrics.leader.set(0)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        log.warning("leadership lost: reconciling stops until this replica leads again")

@@ -144,6 +144,8 @@ class KafkaAdmin:
         self._refreshing = threading.Lock()
         conf: dict[str, Any] = dict(client_config or {})
         conf["bootstrap.servers"] = bootstrap_servers
+        # A cheap brokers-only refresh; it also moves admin requests off a dead "controller" broker.
+        conf.setdefault("topic.metadata.refresh.interval.ms", "5000")
         try:
             # With a logger, librdkafka queues its log lines until poll(): see _finish().
             self._admin: AdminClient | None = AdminClient(conf, logger=librdkafka_log)
