@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from durabletopic import __version__
-from durabletopic.commands import audit, run
+from durabletopic.commands import audit, client_config, plan, probe, run, validate
 
 # Each module registers one subcommand; the order is the order of `--help`.
-COMMANDS = (run, audit)
+COMMANDS = (run, audit, validate, plan, client_config, probe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from durabletopic import crd
+from durabletopic import clientprofile, crd
 from durabletopic.health import replica_health
 from durabletopic.k8s.api import ApiError
 from durabletopic.k8s.store import DurableTopicObject, Store
@@ -56,6 +56,8 @@ from durabletopic.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 FINALIZER = "durabletopic.dev/delete-topic"
+CLIENT_PROFILE_SUFFIX = "-client-profile"
+APPLY_PATCH = "application/apply-patch+yaml"
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 4.0
 SETTLE_DELAY_SECONDS = 0.5
@@ -136,6 +138,7 @@ class Controller:
         self.queue: WorkQueue[ObjectRef] = WorkQueue()
         self._failures: dict[ObjectRef, int] = defaultdict(int)
         self._drained = asyncio.Event()
+        self._profiles: dict[ObjectRef, tuple[str, str]] = {}
 
     # ----- events in -----
 
@@ -147,6 +150,7 @@ class Controller:
             removed = self.store.remove(ref)
             self.queue.discard(ref)
             self._failures.pop(ref, None)
+            self._profiles.pop(ref, None)
             self.metrics.forget(ref)
             if removed is not None:
                 for other in self.store.claimants(removed.topic_name):
@@ -520,6 +524,9 @@ class Controller:
             if outcome.requeue_after is not None:
                 self.queue.add(obj.ref, outcome.requeue_after)
         await asyncio.gather(*writes)
+        await asyncio.gather(
+            *(self._ensure_client_profile(o) for o in objects if outcomes.get(o.ref) is not None)
+        )
         self._count_resources()
 
     async def _write(self, obj: DurableTopicObject, outcome: Outcome) -> None:
@@ -582,6 +589,44 @@ class Controller:
             if error.status != 404:
                 log.warning("status of %s not written: %s", obj.ref, error)
                 self._retry(obj.ref)
+
+    async def _ensure_client_profile(self, obj: DurableTopicObject) -> None:
+        """The ConfigMap `<name>-client-profile`, owned by the DurableTopic: applied once per object and topic."""
+        if obj.deleting or obj.paused or self._profiles.get(obj.ref) == (obj.uid, obj.topic_name):
+            return
+        if self.store.owner(obj.topic_name) != obj.ref:
+            return
+        name = f"{obj.ref.name}{CLIENT_PROFILE_SUFFIX}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": obj.ref.namespace,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "durable-topic-operator",
+                    "durabletopic.dev/topic-object": obj.ref.name,
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": crd.API_VERSION,
+                        "kind": crd.KIND,
+                        "name": obj.ref.name,
+                        "uid": obj.uid,
+                        "controller": True,
+                    }
+                ],
+            },
+            "data": clientprofile.configmap_data(obj.topic_name),
+        }
+        path = (
+            f"/api/v1/namespaces/{obj.ref.namespace}/configmaps/{name}?fieldManager=durabletopic&force=true"
+        )
+        try:
+            await self.api.request("PATCH", path, body, content_type=APPLY_PATCH)
+            self._profiles[obj.ref] = (obj.uid, obj.topic_name)
+        except ApiError as error:
+            log.info("client profile %s/%s not applied: %s", obj.ref.namespace, name, error)
 
     async def _set_finalizer(self, obj: DurableTopicObject, wanted: bool) -> None:
         if (FINALIZER in obj.finalizers) == wanted:

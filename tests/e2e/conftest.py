@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.kube import Kube
-from tests.e2e.operator_proc import OperatorProcess
+from tests.e2e.operator_proc import OPERATOR_NAMESPACE, OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,11 +29,35 @@ def crd_installed(testbed) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
 @pytest.fixture(scope="session")
-def operator(testbed, crd_installed, tmp_path_factory) -> Iterator[OperatorProcess]:  # type: ignore[no-untyped-def]
+def operator_kubeconfig(testbed, crd_installed, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A kubeconfig holding the token of the operator's own ServiceAccount, bound by deploy/'s RBAC.
+
+    Only the identity and its RBAC are installed from deploy/: its Deployment would never run
+    here (no kubelet) and its admission policy would change what other tests see.
+    """
+    rendered = testbed.kubectl("kustomize", str(ROOT / "deploy")).stdout
+    identity = [doc for doc in yaml.safe_load_all(rendered) if doc and doc.get("kind") in RBAC_KINDS]
+    testbed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(identity))
+    token = testbed.kubectl(
+        "create", "token", "durable-topic-operator", "-n", OPERATOR_NAMESPACE, "--duration", "24h"
+    ).stdout.strip()
+    return Path(
+        testbed.kubeconfig_for_token(token, tmp_path_factory.mktemp("sa") / "kubeconfig", user="operator")
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(testbed, operator_kubeconfig, tmp_path_factory) -> Iterator[OperatorProcess]:  # type: ignore[no-untyped-def]
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     proc = OperatorProcess(
-        bootstrap_servers=testbed.bootstrap_servers, kubeconfig=testbed.kubeconfig, log_path=log_path
+        bootstrap_servers=testbed.bootstrap_servers,
+        kubeconfig=operator_kubeconfig,
+        log_path=log_path,
+        env={"DURABLETOPIC_LEADER_ELECTION_NAMESPACE": OPERATOR_NAMESPACE},
     )
     proc.start()
     yield proc

@@ -11,6 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+# Where deploy/ puts the operator's ServiceAccount, and so its leader-election Lease.
+OPERATOR_NAMESPACE = "durable-topic-operator"
+
 
 def free_port() -> int:
     with socket.socket() as sock:

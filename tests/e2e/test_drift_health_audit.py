@@ -129,8 +129,12 @@ def test_topic_deleted_out_of_band(kube: Kube, namespace: str, kafka_admin) -> N
         return facts is not None and facts.topic_id != first_id
 
     wait_for("topic recreated", recreated, 6 * SWEEP + 10)
-    obj = ready(kube, namespace, "recreated")
-    assert obj["status"]["topicId"] != first_id
+
+    def status_has_new_id() -> dict | None:  # type: ignore[type-arg]
+        current = ready(kube, namespace, "recreated")
+        return current if current["status"]["topicId"] != first_id else None
+
+    obj = wait_for("status shows the new topic id", status_has_new_id, 20)
     facts = kafka_check.describe(kafka_admin, enforced)
     assert facts is not None and facts.partitions == 2 and facts.overrides["min.insync.replicas"] == "2"
     reverted = wait_for(

@@ -198,3 +198,54 @@ def test_operator_restart_resumes(kube: Kube, namespace: str, kafka_admin, opera
     ready(kube, namespace, "restart")
     facts = kafka_check.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 2
+
+
+def test_operator_identity_is_least_privilege(testbed, operator_kubeconfig, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """The operator under test runs as its own ServiceAccount; that token cannot read Secrets."""
+    denied = testbed.kubectl("get", "secrets", "-n", namespace, kubeconfig=operator_kubeconfig, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    denied = testbed.kubectl(
+        "get", "secrets", "-n", "kube-system", kubeconfig=operator_kubeconfig, check=False
+    )
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    allowed = testbed.kubectl("get", "dt", "-n", namespace, kubeconfig=operator_kubeconfig, check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    whoami = testbed.kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=operator_kubeconfig
+    )
+    assert whoami.stdout == "system:serviceaccount:durable-topic-operator:durable-topic-operator"
+
+
+def test_client_profile_configmap_goes_with_its_topic(kube: Kube, namespace: str) -> None:
+    topic = f"{namespace}.profiled"
+    created = kube.create(namespace, "profiled", {"topicName": topic, "partitions": 1})
+    ready(kube, namespace, "profiled")
+    configmap = wait_for(
+        "client profile",
+        lambda: next(
+            (
+                c
+                for c in kube.core.list_namespaced_config_map(namespace).items
+                if c.metadata.name == "profiled-client-profile"
+            ),
+            None,
+        ),
+        15,
+    )
+    (owner,) = configmap.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == ("DurableTopic", "profiled", created["metadata"]["uid"])
+    producer = configmap.data["producer.properties"]
+    assert "acks=all" in producer and "enable.idempotence=true" in producer
+    assert "enable.auto.commit=false" in configmap.data["consumer.properties"]
+    assert configmap.data["topic"] == topic
+    kube.delete(namespace, "profiled")
+    wait_for(
+        "client profile garbage-collected",
+        lambda: (
+            not any(
+                c.metadata.name == "profiled-client-profile"
+                for c in kube.core.list_namespaced_config_map(namespace).items
+            )
+        ),
+        60,
+    )

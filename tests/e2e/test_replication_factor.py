@@ -29,9 +29,9 @@ def slow_operator(testbed, operator: OperatorProcess, tmp_path) -> Iterator[Oper
     operator.stop()
     slow = OperatorProcess(
         bootstrap_servers=testbed.bootstrap_servers,
-        kubeconfig=testbed.kubeconfig,
+        kubeconfig=operator.kubeconfig,
         log_path=tmp_path / "slow-operator.log",
-        env={"DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(512 * 1024)},
+        env={**operator.extra_env, "DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(512 * 1024)},
     )
     slow.start()
     try:

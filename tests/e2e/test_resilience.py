@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e import kafka_check
 from tests.e2e.kube import Kube, condition, wait_for
-from tests.e2e.operator_proc import OperatorProcess
+from tests.e2e.operator_proc import OPERATOR_NAMESPACE, OperatorProcess
 from tests.e2e.test_drift_health_audit import metric_value
 from tests.e2e.test_reconcile import ready, reason_of
 
@@ -47,8 +47,9 @@ def test_kafka_outage(
     back = time.monotonic()
     ready(kube, namespace, "during", timeout=15)
     ready(kube, namespace, "before", timeout=max(1.0, 15 - (time.monotonic() - back)))
-    facts = kafka_check.describe(kafka_admin, during)
-    assert facts is not None and facts.overrides["min.insync.replicas"] == "2"
+    # the test's own long-lived client may need a moment to find the restarted brokers
+    facts = wait_for("topic readable", lambda: kafka_check.describe(kafka_admin, during), 30)
+    assert facts.overrides["min.insync.replicas"] == "2"
     assert metric_value(operator.metrics(), "durabletopic_kafka_up") == 1.0
 
 
@@ -68,8 +69,9 @@ def two_operators(testbed, operator: OperatorProcess, tmp_path) -> Iterator[list
     replicas = [
         OperatorProcess(
             bootstrap_servers=testbed.bootstrap_servers,
-            kubeconfig=testbed.kubeconfig,
+            kubeconfig=operator.kubeconfig,
             log_path=tmp_path / f"replica-{i}.log",
+            env=operator.extra_env,
         )
         for i in range(2)
     ]
@@ -93,7 +95,9 @@ def leaders(replicas: list[OperatorProcess]) -> list[int]:
 
 def lease_holder(testbed) -> str | None:  # type: ignore[no-untyped-def]
     lease = json.loads(
-        testbed.kubectl("get", "lease", "durable-topic-operator", "-n", "default", "-o", "json").stdout
+        testbed.kubectl(
+            "get", "lease", "durable-topic-operator", "-n", OPERATOR_NAMESPACE, "-o", "json"
+        ).stdout
     )
     return lease["spec"].get("holderIdentity")
 

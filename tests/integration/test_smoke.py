@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicCollection
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.cimpl import NewTopic
 
 from tests.testbed import Testbed
 
@@ -51,6 +51,8 @@ def _wait_isr(admin: Any, topic: str, expected: list[int], timeout: float) -> fl
 def topic(kafka_admin: Any, unique: str) -> Iterator[str]:
     name = f"{unique}-smoke"
     _create_topic(kafka_admin, name)
+    # Creation returns before every broker has the topic's metadata: wait until it is fully in sync.
+    _wait_isr(kafka_admin, name, [1, 2, 3], timeout=30)
     yield name
     kafka_admin.delete_topics([name], request_timeout=30)[name].result(timeout=60)
 
@@ -84,9 +86,11 @@ def test_produce_and_consume_1000_messages(bootstrap_servers: str, topic: str) -
         while len(received) < MESSAGES and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=500, timeout=1.0):
                 assert message.error() is None, message.error()
-                received.append(message.value())
+                received.append(message.value() or b"")
         # Nothing beyond the 1,000: one more poll returns nothing new.
-        received.extend(m.value() for m in consumer.consume(num_messages=10, timeout=1.0) if not m.error())
+        received.extend(
+            m.value() or b"" for m in consumer.consume(num_messages=10, timeout=1.0) if not m.error()
+        )
     finally:
         consumer.close()
     assert received == sent
@@ -147,8 +151,11 @@ def _crd() -> dict[str, Any]:
 
 
 def test_crd_object_roundtrip_and_nobody_is_denied(testbed: Testbed, unique: str, tmp_path: Path) -> None:
-    from kubernetes import client, config
+    from kubernetes import client
+    from kubernetes import config as kube_config
     from kubernetes.client.exceptions import ApiException
+
+    config: Any = kube_config  # the kubernetes client is untyped
 
     testbed.kubectl("apply", "-f", "-", input=json.dumps(_crd()))
     testbed.kubectl("wait", "--for=condition=Established", f"crd/widgets.{CRD_GROUP}", "--timeout=60s")
@@ -161,7 +168,7 @@ def test_crd_object_roundtrip_and_nobody_is_denied(testbed: Testbed, unique: str
     testbed.kubectl("apply", "-f", "-", input=json.dumps(widget))
     try:
         admin = client.CustomObjectsApi(config.new_client_from_config(config_file=str(testbed.kubeconfig)))
-        got = admin.get_namespaced_custom_object(CRD_GROUP, "v1", "default", "widgets", unique)
+        got: Any = admin.get_namespaced_custom_object(CRD_GROUP, "v1", "default", "widgets", unique)
         assert got["spec"] == {"size": 3}
         assert got["metadata"]["name"] == unique
 

@@ -796,6 +796,10 @@ class Testbed:
                 "group.initial.rebalance.delay.ms": "0",
                 "num.network.threads": "2",
                 "num.io.threads": "4",
+                # Memory, not durability: the log cleaner allocates its 128 MB dedupe buffer on the heap,
+                # and every dynamic log.cleaner.* change starts a new cleaner before the old buffer is
+                # collected; with the default, the second such change kills a 384 MB broker (OOM).
+                "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             }
         lines = [f"{k}={v}" for k, v in {**common, **props}.items()]
         return "# written by tests/testbed/bed.py\n" + "\n".join(lines) + "\n"
