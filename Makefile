@@ -54,7 +54,8 @@ testbed-up: venv testbed-install ## start the test bed (or reuse a running one)
 	$(BIN)/python -m tests.testbed up
 
 .PHONY: testbed-down
-testbed-down: venv ## stop everything the test bed started
+testbed-down: venv ## stop everything the test bed and the demo started
+	$(BIN)/python -m tests.testbed.demo --stop
 	$(BIN)/python -m tests.testbed down
 
 .PHONY: demo

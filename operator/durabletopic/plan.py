@@ -34,7 +34,6 @@ class Reason(StrEnum):
     INSUFFICIENT_BROKERS = "InsufficientBrokers"
     PARTITION_DECREASE_REFUSED = "PartitionDecreaseRefused"
     REPLICATION_FACTOR_DECREASE_REFUSED = "ReplicationFactorDecreaseRefused"
-    REPLICATION_FACTOR_BELOW_SPEC = "ReplicationFactorBelowSpec"
     TOPIC_CONFLICT = "TopicConflict"
     INVALID_CONFIG = "InvalidConfig"
     PAUSED = "Paused"

@@ -57,6 +57,7 @@ MAX_DOCUMENTS = 10_000
 MAX_DEPTH = 100
 MAX_ALIAS_EXPANSION = 100_000
 STDIN = "-"
+UNKNOWN_FIELD = "unknown-field"
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -597,7 +598,7 @@ def check_schema(value: Any, schema: Mapping[str, Any], path: str) -> list[_Prob
                 problems.append(
                     _Problem(
                         child,
-                        "unknown-field",
+                        UNKNOWN_FIELD,
                         f"unknown field {child}: the API server drops it (kubectl --validate=strict refuses it)",
                         Severity.WARNING,
                     )
@@ -766,7 +767,8 @@ def validate(
 ) -> Report:
     """Check every DurableTopic in `paths`; with `previous`, also as updates of the objects there.
 
-    `strict` makes warnings (unknown fields, duplicate keys) errors, as `kubectl --validate=strict` does.
+    `strict` makes unknown fields errors, as `kubectl apply --validate=strict` (kubectl's default) does;
+    duplicate keys stay warnings, as kubectl lets the last one win even then.
     """
     policy = policy or Policy()
     report = load(paths)
@@ -782,7 +784,7 @@ def validate(
                 report.findings += check_change(old, manifest)
     if strict:
         report.findings = [
-            Finding(**{**asdict(f), "severity": Severity.ERROR}) if f.severity is Severity.WARNING else f
+            Finding(**{**asdict(f), "severity": Severity.ERROR}) if f.rule == UNKNOWN_FIELD else f
             for f in report.findings
         ]
     return report

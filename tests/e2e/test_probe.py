@@ -176,9 +176,9 @@ def test_rf1_topic_with_acks_1_loses_messages_when_its_broker_dies(
         "--fault-cmd",
         kill_cmd(testbed_faults, victim),
         "--timeout",
-        "15",
+        "10",
         "--delivery-timeout",
-        "5",
+        "3",
         "--max-retries",
         "1",
     )

@@ -116,3 +116,27 @@ def test_busy_port_is_refused_naming_the_port(tmp_path: Path) -> None:
         assert f"port {busy}" in cli.stderr
     # Nothing of ours took any other port meanwhile.
     assert all(port_is_free(p) for p in Ports.from_base(base).by_service().values())
+
+
+def test_fault_handles_break_and_restore_the_shared_bed(testbed_faults: Testbed) -> None:
+    bed = testbed_faults
+
+    bed.kill_apiserver()
+    assert not bed.apiserver_ready()
+    assert bed.kubectl("get", "namespaces", check=False, timeout=30).returncode != 0
+    bed.start_apiserver()
+    assert bed.kubectl("get", "namespace", "default", "-o", "name").stdout.strip() == "namespace/default"
+
+    bed.kill_all_brokers()
+    assert bed.broker_count(1.0) == 0
+    bed.start_all_brokers()
+    bed.wait_broker_count(3, timeout=60)
+    assert bed.broker_nodes() == {1: "r1", 2: "r2", 3: "r3"}
+
+    key = "log.retention.bytes"  # dynamic defaults are cluster-wide and outlive the test: undo it
+    try:
+        bed.set_broker_default(key, "1073741824")
+        assert f"{key}=1073741824" in bed.describe_broker_defaults()
+    finally:
+        bed.delete_broker_default(key)
+    assert key not in bed.describe_broker_defaults()

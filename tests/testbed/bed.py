@@ -492,9 +492,12 @@ class Testbed:
         return {node.id: node.rack for node in result.nodes}
 
     def broker_count(self, timeout: float = 5.0) -> int:
+        """Brokers that describe_cluster reports; 0 when no broker answers at all, -1 when unknown."""
         try:
             return len(self.broker_nodes(timeout))
         except Exception:
+            if not any(kafka_serves(self.ports.broker(i)) for i in BROKER_IDS):
+                return 0
             return -1
 
     def wait_broker_count(self, n: int, timeout: float = 60.0) -> None:
@@ -528,12 +531,17 @@ class Testbed:
             wait_until(lambda: port_is_free(port), 10, f"port {port} of {name} to be free")
 
     def start_service(self, name: str, timeout: float = 120.0) -> None:
-        """Start a stopped process again with its recorded command line and wait until it serves."""
+        """Start a stopped process again with its recorded command line and wait until it serves.
+
+        A process paused with SIGSTOP is sent SIGCONT instead.
+        """
         state = self._require_state()
         record = state["procs"].get(name)
         if record is None:
             raise TestbedError(f"no process named {name!r} in this test bed")
-        if not is_alive(record.get("pid"), record.get("start_time")):
+        if is_alive(record.get("pid"), record.get("start_time")):
+            signal_process(record["pid"], signal.SIGCONT, record.get("start_time"))
+        else:
             port = self.ports.by_service().get(name)
             if port is not None and not port_is_free(port):
                 raise PortBusyError(port, name, port_owner(port), self.state_dir)
@@ -585,9 +593,13 @@ class Testbed:
         state = self._require_state()
         order: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kafka-controller")
         order += tuple(f"broker-{i}" for i in BROKER_IDS)
-        stopped = [
-            n for n in order if not is_alive(state["procs"][n]["pid"], state["procs"][n]["start_time"])
-        ]
+        stopped = []
+        for name in order:
+            record = state["procs"][name]
+            if is_alive(record["pid"], record["start_time"]):
+                signal_process(record["pid"], signal.SIGCONT, record["start_time"])  # if it was paused
+            else:
+                stopped.append(name)
         for name in stopped:
             self._spawn(name, state["procs"][name]["argv"])
         for name in stopped:

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 from confluent_kafka import TopicCollection
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from .bed import Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES_NAMESPACE = "default"
 METRICS_PORT = int(os.environ.get("DURABLETOPIC_DEMO_METRICS_PORT", "29102"))
 HEALTH_PORT = int(os.environ.get("DURABLETOPIC_DEMO_HEALTH_PORT", "29180"))
 
@@ -66,7 +67,7 @@ def start_operator(bed: Testbed) -> int:
 
 
 def settled(bed: Testbed) -> tuple[bool, list[dict]]:  # type: ignore[type-arg]
-    out = bed.kubectl("get", "dt", "-A", "-o", "json").stdout
+    out = bed.kubectl("get", "dt", "-n", EXAMPLES_NAMESPACE, "-o", "json").stdout
     items = json.loads(out)["items"]
     done = True
     for item in items:
@@ -101,7 +102,11 @@ def print_topics(bed: Testbed, items: list[dict]) -> None:  # type: ignore[type-
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     bed = Testbed()
+    if args[-1:] == ["--stop"]:
+        stop_operator(bed)
+        return 0
     bed.up()
     bed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     bed.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/durabletopics.durabletopic.dev")
@@ -112,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     while not done and time.monotonic() < deadline:
         time.sleep(1)
         done, items = settled(bed)
-    print(bed.kubectl("get", "dt", "-A").stdout)
+    print(bed.kubectl("get", "dt", "-n", EXAMPLES_NAMESPACE).stdout)
     print_topics(bed, items)
     print(
         f"\nThe operator keeps running: metrics at http://127.0.0.1:{METRICS_PORT}/metrics\n"
         f"  export KUBECONFIG={bed.kubeconfig}\n"
-        f"  kubectl get dt -A; kubectl describe dt clickstream-weak\n"
+        f"  kubectl get dt; kubectl describe dt clickstream-weak\n"
         f"  Kafka bootstrap servers: {bed.bootstrap_servers}\n"
         "Stop everything with: make testbed-down"
     )

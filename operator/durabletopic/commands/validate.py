@@ -33,8 +33,8 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="unknown fields and duplicate keys are errors, as with `kubectl apply --validate=strict` "
-        "(by default they are warnings: the API server drops unknown fields)",
+        help="unknown fields are errors, as with `kubectl apply --validate=strict` (kubectl's default); "
+        "by default they are warnings, as the API server drops them",
     )
     parser.set_defaults(handler=run)
 
