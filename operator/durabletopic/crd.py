@@ -256,6 +256,7 @@ def build() -> dict[str, Any]:
                                 "spec": _spec_schema(),
                                 "status": _status_schema(),
                             },
+                            "x-kubernetes-validations": _cel(""),
                         }
                     },
                 }

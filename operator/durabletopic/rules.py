@@ -14,6 +14,7 @@ from typing import Any
 from durabletopic.model import DURABILITY_KEYS, Policy
 
 TOPIC_NAME_PATTERN = r"^[a-zA-Z0-9._-]+$"
+_TOPIC_NAME_CHARACTERS = r"[a-zA-Z0-9._-]+"
 TOPIC_NAME_MAX_LENGTH = 249
 MAX_PARTITIONS = 10000
 MAX_REPLICATION_FACTOR = 32767
@@ -21,7 +22,7 @@ MAX_CONFIG_ENTRIES = 200
 MAX_CONFIG_KEY_LENGTH = 256
 MAX_CONFIG_VALUE_LENGTH = 4096
 
-_topic_name_re = re.compile(TOPIC_NAME_PATTERN)
+_topic_name_re = re.compile(_TOPIC_NAME_CHARACTERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ def topic_name_problem(name: str) -> str | None:
         return f"must be at most {TOPIC_NAME_MAX_LENGTH} characters, got {len(name)}"
     if name in (".", ".."):
         return "must not be '.' or '..'"
-    if not _topic_name_re.match(name):
+    if not _topic_name_re.fullmatch(name):
         return "may contain only ASCII letters, digits, '.', '_' and '-'"
     return None
 
@@ -97,6 +98,21 @@ CEL_RULES: tuple[CelRule, ...] = (
         message="spec.config must not set min.insync.replicas or unclean.leader.election.enable: "
         "use spec.minInSyncReplicas; unclean leader election is always off",
         field="spec.config",
+    ),
+    CelRule(
+        rule="config-key-length",
+        path="spec.config",
+        expression=f"self.all(k, size(k) <= {MAX_CONFIG_KEY_LENGTH})",
+        message=f"spec.config keys may be at most {MAX_CONFIG_KEY_LENGTH} characters",
+        field="spec.config",
+    ),
+    CelRule(
+        rule="topic-name-legal",
+        path="",
+        expression=f"has(self.spec.topicName) || size(self.metadata.name) <= {TOPIC_NAME_MAX_LENGTH}",
+        message=f"metadata.name is the Kafka topic name when spec.topicName is absent, and a topic name is at most "
+        f"{TOPIC_NAME_MAX_LENGTH} characters: set spec.topicName",
+        field="metadata.name",
     ),
     CelRule(
         rule="topic-name-legal",

@@ -253,7 +253,9 @@ class _Loader(Composer, _Parser, SafeConstructor, Resolver):
         try:
             if self._depth > MAX_DEPTH:
                 event = self.peek_event()
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", getattr(event, "start_mark", None))
+                raise _Refused(
+                    f"nested more than {MAX_DEPTH} levels deep", getattr(event, "start_mark", None)
+                )
             node: Node | None = super().compose_node(parent, index)
             assert node is not None
             return node
@@ -317,9 +319,7 @@ def _expanded_size(node: Node, memo: dict[int, int], active: set[int]) -> int:
     if isinstance(node, SequenceNode):
         size += sum(_expanded_size(child, memo, active) for child in node.value)
     elif isinstance(node, MappingNode):
-        size += sum(
-            _expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value
-        )
+        size += sum(_expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value)
     active.discard(key)
     memo[key] = size
     return size
@@ -428,7 +428,9 @@ def expand_paths(paths: Iterable[str]) -> Iterator[tuple[str, ReadError | None]]
 
 
 def is_durable_topic(document: Any) -> bool:
-    return isinstance(document, dict) and document.get("kind") == crd.KIND and _group_of(document) == crd.GROUP
+    return (
+        isinstance(document, dict) and document.get("kind") == crd.KIND and _group_of(document) == crd.GROUP
+    )
 
 
 def _group_of(document: Mapping[str, Any]) -> str | None:
@@ -617,7 +619,9 @@ def check_schema(value: Any, schema: Mapping[str, Any], path: str) -> list[_Prob
     elif isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
             problems.append(
-                _Problem(path, "schema-min-length", f"{path} must be at least {schema['minLength']} characters")
+                _Problem(
+                    path, "schema-min-length", f"{path} must be at least {schema['minLength']} characters"
+                )
             )
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             problems.append(
@@ -654,7 +658,11 @@ def _check_metadata(obj: Mapping[str, Any]) -> list[_Problem]:
     if metadata is None:
         return [_Problem("metadata.name", "name-required", "metadata.name is required")]
     if not isinstance(metadata, dict):
-        return [_Problem("metadata", "schema-type", f"metadata must be of type object, got {_type_name(metadata)}")]
+        return [
+            _Problem(
+                "metadata", "schema-type", f"metadata must be of type object, got {_type_name(metadata)}"
+            )
+        ]
     problems: list[_Problem] = []
     name = metadata.get("name")
     if name is None or name == "":
@@ -685,11 +693,9 @@ def _check_metadata(obj: Mapping[str, Any]) -> list[_Problem]:
     return problems
 
 
-# Rules of rules.check_spec that the CRD does not carry: the API server admits such an object and
-# the operator refuses it at reconcile time. The CRD could carry both (see the report to the lead):
-# a root rule `has(self.spec.topicName) || size(self.metadata.name) <= 249` and, on spec.config,
-# `self.all(k, size(k) <= 256)`.
-_ONLY_AT_RECONCILE = frozenset({("config-key-length", "spec.config"), ("topic-name-legal", "metadata.name")})
+# Rules of rules.check_spec that the CRD does not carry: the API server would admit such an object
+# and the operator refuse it at reconcile time. The CRD carries every rule today.
+_ONLY_AT_RECONCILE: frozenset[tuple[str, str]] = frozenset()
 
 
 def _stage_of(violation: rules.Violation) -> Stage:
@@ -701,9 +707,19 @@ def _stage_of(violation: rules.Violation) -> Stage:
 def check_manifest(manifest: Manifest, policy: Policy) -> list[Finding]:
     """Everything wrong with one DurableTopic on its own: schema, CEL rules, floors."""
 
-    def finding(field: str, rule: str, message: str, stage: Stage, severity: Severity = Severity.ERROR) -> Finding:
+    def finding(
+        field: str, rule: str, message: str, stage: Stage, severity: Severity = Severity.ERROR
+    ) -> Finding:
         return Finding(
-            manifest.file, manifest.document, manifest.line, manifest.name, field, rule, message, stage, severity
+            manifest.file,
+            manifest.document,
+            manifest.line,
+            manifest.name,
+            field,
+            rule,
+            message,
+            stage,
+            severity,
         )
 
     found = [
@@ -799,9 +815,10 @@ def render_table(report: Report) -> str:
     for f in report.findings:
         name = f.name or "<no name>"
         field_part = f"{f.field}: " if f.field and not f.message.startswith(f.field) else ""
+        refused = f"; refused by {f.stage}" if f.severity is Severity.ERROR else ""
         print(
             f"{f.file}:{f.line} [{f.document}] {name}: {f.severity}: {field_part}{f.message} "
-            f"(rule {f.rule}; refused by {f.stage})",
+            f"(rule {f.rule}{refused})",
             file=out,
         )
     invalid = {(f.file, f.document) for f in report.findings if f.severity is Severity.ERROR}

@@ -76,7 +76,9 @@ def scoped_policy(run_id: str) -> list[dict[str, Any]]:
     policy["metadata"] = {"name": name}
     binding["metadata"] = {"name": name}
     binding["spec"]["policyName"] = name
-    binding["spec"].setdefault("matchResources", {})["namespaceSelector"] = {"matchLabels": {FLOORS_LABEL: run_id}}
+    binding["spec"].setdefault("matchResources", {})["namespaceSelector"] = {
+        "matchLabels": {FLOORS_LABEL: run_id}
+    }
     return [policy, binding]
 
 
@@ -116,7 +118,10 @@ def mentions(message: str, field: str) -> bool:
         base, key = field[:-1].split("[", 1)
         return f"{base}.{key}" in message or (base in message and key in message)
     # kubectl itself refuses these before the request: its words, not the field path.
-    aliases = {"metadata.name": ("metadata.name", "resource name"), "apiVersion": ("apiVersion", "no matches for kind")}
+    aliases = {
+        "metadata.name": ("metadata.name", "resource name"),
+        "apiVersion": ("apiVersion", "no matches for kind"),
+    }
     return any(alias in message for alias in aliases.get(field, (field,)))
 
 
@@ -125,7 +130,10 @@ def error_findings(report: validate.Report, stages: set[validate.Stage]) -> list
 
 
 def assert_same_verdict(
-    entry: corpus.Entry, report: validate.Report, stages: set[validate.Stage], result: subprocess.CompletedProcess[str]
+    entry: corpus.Entry,
+    report: validate.Report,
+    stages: set[validate.Stage],
+    result: subprocess.CompletedProcess[str],
 ) -> None:
     refusing = error_findings(report, stages)
     expected_rejected = bool(report.errors or refusing)
@@ -161,7 +169,9 @@ def test_api_server_and_validator_agree(testbed: Any, namespaces: Namespaces, en
     if entry.warn:
         # kubectl's default, --validate=strict, against the validator's --strict.
         strict = validate.validate([str(entry.path)], Policy(), strict=True)
-        assert_same_verdict(entry, strict, {validate.Stage.API_SERVER}, dry_run(testbed, namespaces.plain, entry.text))
+        assert_same_verdict(
+            entry, strict, {validate.Stage.API_SERVER}, dry_run(testbed, namespaces.plain, entry.text)
+        )
 
 
 def test_floors_are_the_admission_policys(testbed: Any, namespaces: Namespaces) -> None:

@@ -5,20 +5,36 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicCollection
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from tests.e2e import kafka_check
 
 pytestmark = [pytest.mark.testbed]
 
 
-def snapshot(admin: AdminClient) -> dict[str, Any]:
-    """Every topic in the cluster: id, replica lists per partition, and every config with its source."""
+def snapshot(admin: AdminClient, timeout: float = 20) -> dict[str, Any]:
+    """Every topic in the cluster: id, replica lists per partition, and every config with its source.
+
+    Right after a topic is created, a broker that has not yet seen it answers UNKNOWN_TOPIC_OR_PART:
+    that is retried for a while.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _snapshot(admin)
+        except KafkaException as error:
+            if error.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _snapshot(admin: AdminClient) -> dict[str, Any]:
     names = sorted(admin.list_topics(timeout=10).topics)
     if not names:
         return {}
@@ -35,6 +51,21 @@ def snapshot(admin: AdminClient) -> dict[str, Any]:
             "configs": {key: (entry.value, str(entry.source)) for key, entry in sorted(entries.items())},
         }
     return out
+
+
+def create_topic(admin: AdminClient, name: str, partitions: int, rf: int, configs: dict[str, str]) -> None:
+    """Creates a topic directly and waits until its description and configs can be read."""
+    admin.create_topics([NewTopic(name, partitions, rf, config=configs)], request_timeout=15)[name].result()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if kafka_check.describe(admin, name) is not None:
+                return
+        except KafkaException as error:
+            if error.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
+                raise
+        time.sleep(0.1)
+    raise AssertionError(f"topic {name} not readable 15 s after its creation")
 
 
 def manifest(name: str, topic: str, **spec: Any) -> str:
@@ -78,17 +109,23 @@ def test_plan_reports_and_changes_nothing(
         f"{unique}.{s}" for s in ("missing", "matching", "weak", "narrow", "small")
     )
     durable = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
-    kafka_check.create(kafka_admin, matching, 1, 3, durable)
-    kafka_check.create(kafka_admin, weak, 1, 3, {**durable, "min.insync.replicas": "1"})
-    kafka_check.create(kafka_admin, narrow, 1, 2, {**durable, "min.insync.replicas": "1"})
-    kafka_check.create(kafka_admin, small, 2, 3, durable)
+    create_topic(kafka_admin, matching, 1, 3, durable)
+    create_topic(kafka_admin, weak, 1, 3, {**durable, "min.insync.replicas": "1"})
+    create_topic(kafka_admin, narrow, 1, 2, {**durable, "min.insync.replicas": "1"})
+    create_topic(kafka_admin, small, 2, 3, durable)
     files = {
-        "missing": write(tmp_path, "missing", manifest("missing", missing, partitions=3, config={"retention.ms": "3600000"})),
+        "missing": write(
+            tmp_path,
+            "missing",
+            manifest("missing", missing, partitions=3, config={"retention.ms": "3600000"}),
+        ),
         "matching": write(tmp_path, "matching", manifest("matching", matching)),
         "weak": write(tmp_path, "weak", manifest("weak", weak)),
         "narrow": write(tmp_path, "narrow", manifest("narrow", narrow)),
         "small": write(tmp_path, "small", manifest("small", small, partitions=4)),
-        "floor": write(tmp_path, "floor", manifest("floor", f"{unique}.floor", replicationFactor=2, minInSyncReplicas=1)),
+        "floor": write(
+            tmp_path, "floor", manifest("floor", f"{unique}.floor", replicationFactor=2, minInSyncReplicas=1)
+        ),
     }
     before = snapshot(kafka_admin)
     kafka = ["--bootstrap-servers", bootstrap_servers]
@@ -104,7 +141,9 @@ def test_plan_reports_and_changes_nothing(
 
     result = plan(files["matching"], *kafka)
     assert result.returncode == 0, result
-    assert "no changes" in result.stdout and "0 to create, 0 to change, 0 refused, 1 unchanged" in result.stdout
+    assert (
+        "no changes" in result.stdout and "0 to create, 0 to change, 0 refused, 1 unchanged" in result.stdout
+    )
 
     result = plan(files["weak"], *kafka)
     assert result.returncode == 3, result

@@ -254,7 +254,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     views = build_views(report)
     names = sorted(
-        {v.topic for v in views if v.spec is not None and v.topic and rules.topic_name_problem(v.topic) is None}
+        {
+            v.topic
+            for v in views
+            if v.spec is not None and v.topic and rules.topic_name_problem(v.topic) is None
+        }
     )
     observed: dict[str, ObservedTopic | None] = {}
     cluster = ClusterInfo(brokers=())
@@ -264,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
             observed, cluster = asyncio.run(asyncio.wait_for(read_kafka(args, names), args.timeout * 3 + 5))
         except (KafkaAdminError, TimeoutError, OSError, ValueError) as error:
             reason = str(error) or type(error).__name__
-            print(f"durabletopic plan: cannot read Kafka at {args.bootstrap_servers}: {reason}", file=sys.stderr)
+            print(
+                f"durabletopic plan: cannot read Kafka at {args.bootstrap_servers}: {reason}", file=sys.stderr
+            )
             return EXIT_ERROR
     apply_plans(views, observed, cluster, policy)
     if args.output == "json":
