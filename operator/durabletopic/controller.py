@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from durabletopic import clientprofile, crd
 from durabletopic.health import replica_health
-from durabletopic.k8s.api import ApiError
+from durabletopic.k8s.api import ApiError, ApiPort
 from durabletopic.k8s.store import DurableTopicObject, Store
 from durabletopic.kafka.admin import KafkaUnavailable, NewTopicRequest, TopicError
 from durabletopic.metrics import Metrics
@@ -81,13 +81,6 @@ class KafkaPort(Protocol):
 class ReassignPort(Protocol):
     async def ongoing(self) -> Mapping[str, Mapping[int, Any]]: ...
     async def reassign(self, assignments: Any) -> dict[str, str | None]: ...
-
-
-class ApiPort(Protocol):
-    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
-    async def request(
-        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
-    ) -> dict[str, Any]: ...
 
 
 def utc_now() -> str:
@@ -387,11 +380,12 @@ class Controller:
                     final,
                     self._backoff(obj.ref),
                 )
+            repeated = obj.status_reason("Stalled") == str(reason)
             return Outcome(
                 conditions_for_error(reason, message, retrying=False),
                 observed,
                 final,
-                events=[("Warning", str(reason), message)],
+                events=[] if repeated else [("Warning", str(reason), message)],
             )
 
         outcome = Outcome(conditions_for_plan(final, topic), observed, final)
@@ -627,6 +621,9 @@ class Controller:
             self._profiles[obj.ref] = (obj.uid, obj.topic_name)
         except ApiError as error:
             log.info("client profile %s/%s not applied: %s", obj.ref.namespace, name, error)
+            if 400 <= error.status < 500 and error.status != 429:
+                # A namespace being deleted, or a profile someone else owns: no retry on every sweep.
+                self._profiles[obj.ref] = (obj.uid, obj.topic_name)
 
     async def _set_finalizer(self, obj: DurableTopicObject, wanted: bool) -> None:
         if (FINALIZER in obj.finalizers) == wanted:

@@ -268,3 +268,29 @@ def test_metrics_text_has_the_contract_names(kube: Kube, namespace: str, operato
     assert metric_value(text, "durabletopic_kafka_up") == 1.0
     ready_count = metric_value(text, "durabletopic_resources", condition="Ready")
     assert ready_count is not None and ready_count >= 1
+
+
+def test_idle_sweeps_write_nothing(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    """Status is written only when it changes: sweeps over an unchanged topic make no write.
+
+    Status, finalizers, events and client profiles are PATCH and POST requests; the Lease is
+    renewed with GET and PUT and is left out.
+    """
+    kube.create(namespace, "idle", {"topicName": f"{namespace}.idle", "partitions": 1})
+    ready(kube, namespace, "idle")
+    time.sleep(SWEEP)
+
+    def writes() -> float:
+        text = operator.metrics()
+        return sum(
+            metric_value(text, "durabletopic_api_requests_total", method=method, result=result) or 0.0
+            for method in ("PATCH", "POST")
+            for result in ("ok", "error")
+        )
+
+    def sweeps() -> float:
+        return metric_value(operator.metrics(), "durabletopic_sweep_duration_seconds_count") or 0.0
+
+    before, swept = writes(), sweeps()
+    wait_for("three more sweeps", lambda: sweeps() >= swept + 3, 10 * SWEEP)
+    assert writes() == before

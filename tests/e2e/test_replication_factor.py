@@ -21,6 +21,7 @@ from tests.e2e.test_reconcile import ready, reason_of
 pytestmark = [pytest.mark.testbed]
 
 MESSAGES = 10_000
+THROTTLE = 256 * 1024  # bytes/s per broker: the 10 MB move takes tens of seconds, long enough to interrupt
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def slow_operator(testbed, operator: OperatorProcess, tmp_path) -> Iterator[Oper
         bootstrap_servers=testbed.bootstrap_servers,
         kubeconfig=operator.kubeconfig,
         log_path=tmp_path / "slow-operator.log",
-        env={**operator.extra_env, "DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(512 * 1024)},
+        env={**operator.extra_env, "DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(THROTTLE)},
     )
     slow.start()
     try:
@@ -119,6 +120,12 @@ def test_rf_1_to_3_survives_an_operator_crash(
     facts = kafka_check.describe(kafka_admin, topic)
     assert facts is not None
     assert facts.overrides.get("leader.replication.throttled.replicas") == "*"
+    assert facts.overrides.get("follower.replication.throttled.replicas") == "*"
+    rate = str(THROTTLE)
+    assert broker_throttle_rates(kafka_admin, [1, 2, 3]) == {
+        b: {"leader.replication.throttled.rate": rate, "follower.replication.throttled.rate": rate}
+        for b in (1, 2, 3)
+    }
 
     slow_operator.kill()
     assert topic in ongoing(testbed.bootstrap_servers), "the move goes on without the operator"

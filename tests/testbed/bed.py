@@ -3,7 +3,14 @@
 Processes (each in its own session, pids and start times recorded in ``STATE_DIR/state.json``):
 
 * ``kafka-controller`` - KRaft controller, node.id 0
-* ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3
+* ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3; each has four
+  listeners: ``PLAINTEXT`` (the default bootstrap, ``bootstrap_servers``; inter-broker traffic too),
+  ``SASL_PLAINTEXT`` (``bootstrap_servers_sasl``), ``SASL_SSL`` (``bootstrap_servers_sasl_ssl``), both
+  with mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and ``SSL`` with a client certificate
+  required (``bootstrap_servers_ssl``). One user, ``operator`` (``kafka_security.username`` /
+  ``.password``); the TLS material is PEM (CA ``kafka_security.ca_file``, client certificate and key);
+  see :mod:`tests.testbed.security`. ``kafka_client_properties(protocol, mechanism)`` gives the
+  librdkafka properties of a client. The controller listener stays PLAINTEXT; there is no authorizer.
 * ``etcd`` - etcd with ``--unsafe-no-fsync``
 * ``kube-apiserver`` - RBAC, a token file (an admin in system:masters and a ``nobody`` user with no
   bindings), service-account keys, a self-signed serving certificate
@@ -17,9 +24,11 @@ Environment variables (constructor arguments win over them):
 ``DURABLETOPIC_TESTBED_DIR``
     state directory: data, logs, configs, kubeconfig, state.json (default ``$DURABLETOPIC_CACHE/testbed``)
 ``DURABLETOPIC_TESTBED_PORT_BASE``
-    first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers),
-    base+10 (etcd clients), base+11 (etcd peers), base+43 (kube-apiserver)
+    first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
+    PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
+    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver)
 ``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
+``..._PORT_BROKER_1_SASL`` .., ``..._PORT_BROKER_1_SSL`` .., ``..._PORT_BROKER_1_SASL_SSL`` ..,
 ``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
     one port each, overriding the base
 ``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
@@ -34,7 +43,8 @@ Environment variables (constructor arguments win over them):
 
 A test bed already running in the same state directory (live recorded pids, healthy endpoints) is
 reused, never started twice. Runtime data is wiped at ``down()`` and at every fresh ``up()``; the logs
-stay in ``STATE_DIR/logs`` until the next fresh ``up()``.
+stay in ``STATE_DIR/logs`` until the next fresh ``up()``. The Kafka TLS material and the SASL password
+are made once per state directory (``STATE_DIR/kafka-security``) and kept.
 """
 
 from __future__ import annotations
@@ -70,6 +80,7 @@ from .procs import (
     tail,
     wait_until,
 )
+from .security import KafkaSecurity
 
 __all__ = ["BROKER_IDS", "KubectlError", "PortBusyError", "Ports", "Testbed", "TestbedError"]
 
@@ -109,6 +120,13 @@ STOP_ORDER: Final = (
 )
 
 _ENV_PREFIX: Final = "DURABLETOPIC_TESTBED_"
+# Listener (security protocol) -> suffix of its port fields in Ports.
+_LISTENER_PORT_SUFFIX: Final = {
+    "PLAINTEXT": "",
+    "SASL_PLAINTEXT": "_sasl",
+    "SSL": "_ssl",
+    "SASL_SSL": "_sasl_ssl",
+}
 
 
 class TestbedError(RuntimeError):
@@ -150,10 +168,31 @@ class Ports:
     etcd: int
     etcd_peer: int
     apiserver: int
+    # The authenticated listeners of the brokers; 0 in the record of a bed started without them.
+    broker_1_sasl: int = 0
+    broker_2_sasl: int = 0
+    broker_3_sasl: int = 0
+    broker_1_ssl: int = 0
+    broker_2_ssl: int = 0
+    broker_3_ssl: int = 0
+    broker_1_sasl_ssl: int = 0
+    broker_2_sasl_ssl: int = 0
+    broker_3_sasl_ssl: int = 0
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3, base + 10, base + 11, base + 43)
+        return cls(
+            base,
+            base + 1,
+            base + 2,
+            base + 3,
+            base + 10,
+            base + 11,
+            base + 43,
+            *(base + 21, base + 22, base + 23),
+            *(base + 25, base + 26, base + 27),
+            *(base + 31, base + 32, base + 33),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Ports:
@@ -165,18 +204,26 @@ class Ports:
                 ports[field] = int(value)
         return cls(**ports)
 
-    def broker(self, node_id: int) -> int:
-        port: int = getattr(self, f"broker_{node_id}")
+    def broker(self, node_id: int, protocol: str = "PLAINTEXT") -> int:
+        """Port of a broker's listener: PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (0: not there)."""
+        suffix = _LISTENER_PORT_SUFFIX[protocol]
+        port: int = getattr(self, f"broker_{node_id}{suffix}")
         return port
 
     def by_service(self) -> dict[str, int]:
-        """Port per service name (the names of STOP_ORDER, plus ``etcd-peer``)."""
+        """Port per service name (the names of STOP_ORDER, plus ``etcd-peer`` and ``broker-N-<listener>``)."""
+        extra = {
+            f"broker-{i}-{protocol.lower().replace('_', '-')}": self.broker(i, protocol)
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+            for i in BROKER_IDS
+        }
         return {
             "kafka-controller": self.kafka_controller,
             **{f"broker-{i}": self.broker(i) for i in BROKER_IDS},
             "etcd": self.etcd,
             "etcd-peer": self.etcd_peer,
             "kube-apiserver": self.apiserver,
+            **{name: port for name, port in extra.items() if port},
         }
 
 
@@ -302,6 +349,48 @@ class Testbed:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{self.ports.broker(i)}" for i in BROKER_IDS)
+
+    def bootstrap_servers_for(self, protocol: str) -> str:
+        """Bootstrap servers of the brokers' ``protocol`` listener (PLAINTEXT, SASL_PLAINTEXT, SASL_SSL, SSL)."""
+        ports = [self.ports.broker(i, protocol) for i in BROKER_IDS]
+        if not all(ports):
+            raise TestbedError(
+                f"the test bed in {self.state_dir} was started without {protocol} listeners "
+                f"(by an older tests/testbed); restart it: {self._down_hint()}"
+            )
+        return ",".join(f"127.0.0.1:{port}" for port in ports)
+
+    @property
+    def bootstrap_servers_sasl(self) -> str:
+        """The SASL_PLAINTEXT listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."""
+        return self.bootstrap_servers_for("SASL_PLAINTEXT")
+
+    @property
+    def bootstrap_servers_sasl_ssl(self) -> str:
+        """The SASL_SSL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 over TLS)."""
+        return self.bootstrap_servers_for("SASL_SSL")
+
+    @property
+    def bootstrap_servers_ssl(self) -> str:
+        """The SSL listeners (mutual TLS: a client certificate signed by the bed's CA is required)."""
+        return self.bootstrap_servers_for("SSL")
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS files and SASL credentials of the authenticated listeners (made once per state dir)."""
+        return KafkaSecurity(self.state_dir / "kafka-security")
+
+    def kafka_client_properties(
+        self, protocol: str, mechanism: str | None = None, *, password: str | None = None
+    ) -> dict[str, str]:
+        """librdkafka properties (bootstrap.servers included) of a client of the ``protocol`` listener.
+
+        ``mechanism`` is the SASL mechanism of a SASL_* protocol; ``password`` replaces the user's.
+        """
+        return {
+            "bootstrap.servers": self.bootstrap_servers_for(protocol),
+            **self.kafka_security.client_properties(protocol, mechanism, password=password),
+        }
 
     @property
     def api_url(self) -> str:
@@ -782,11 +871,14 @@ class Testbed:
 
     def _kafka_properties(self, node_id: int, ports: Ports) -> str:
         voters = f"0@127.0.0.1:{ports.kafka_controller}"
+        protocols = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
         common = {
             "node.id": str(node_id),
             "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                ["CONTROLLER:PLAINTEXT", *(f"{p}:{p}" for p in protocols)]
+            ),
             "log.dirs": str(self.data_dir / self._kafka_name(node_id)),
         }
         if node_id == 0:
@@ -795,7 +887,7 @@ class Testbed:
                 "listeners": f"CONTROLLER://127.0.0.1:{ports.kafka_controller}",
             }
         else:
-            listener = f"PLAINTEXT://127.0.0.1:{ports.broker(node_id)}"
+            listener = ",".join(f"{p}://127.0.0.1:{ports.broker(node_id, p)}" for p in protocols)
             props = {
                 "process.roles": "broker",
                 "broker.rack": f"r{node_id}",
@@ -812,6 +904,8 @@ class Testbed:
                 # and every dynamic log.cleaner.* change starts a new cleaner before the old buffer is
                 # collected; with the default, the second such change kills a 384 MB broker (OOM).
                 "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+                # SASL_PLAINTEXT, SASL_SSL and SSL listeners: mechanisms, JAAS configs, PEM key store.
+                **self.kafka_security.broker_properties(),
             }
         lines = [f"{k}={v}" for k, v in {**common, **props}.items()]
         return "# written by tests/testbed/bed.py\n" + "\n".join(lines) + "\n"
@@ -868,13 +962,17 @@ class Testbed:
             stderr=subprocess.PIPE,
         )
 
-        # Kafka storage: format the four data directories with one cluster id, in parallel.
+        # Kafka storage: format the four data directories with one cluster id, in parallel. The SCRAM
+        # credentials go into the controller's bootstrap metadata (KRaft keeps them in the metadata log).
+        self.kafka_security.ensure()
         formats: list[tuple[int, subprocess.Popen[bytes]]] = []
         for node_id in (0, *BROKER_IDS):
             props = cfg / f"{self._kafka_name(node_id)}.properties"
             props.write_text(self._kafka_properties(node_id, ports))
+            props.chmod(0o600)  # the PLAIN user's password is in the JAAS config
+            scram = self.kafka_security.format_args() if node_id == 0 else []
             cmd = self.java_command(
-                "kafka.tools.StorageTool", "format", "-t", self._state["cluster_id"], "-c", str(props)
+                "kafka.tools.StorageTool", "format", "-t", self._state["cluster_id"], "-c", str(props), *scram
             )
             out = (self.logs_dir / f"format-{self._kafka_name(node_id)}.out").open("wb")
             with out:
@@ -1023,6 +1121,14 @@ class Testbed:
             node_id = int(name.split("-")[1])
             port = ports.broker(node_id)
             self._wait(lambda: kafka_serves(port), timeout, f"{name} to serve on port {port}")
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL"):
+                other = ports.broker(node_id, protocol)
+                if other:
+                    self._wait(
+                        lambda other=other: port_listens(other),
+                        timeout,
+                        f"{name} to listen on {other} ({protocol})",
+                    )
             self._wait(
                 lambda: node_id in self._broker_ids_or_empty(),
                 timeout,

@@ -12,13 +12,22 @@ import json
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiPort(Protocol):
+    """What the controller and the leader elector need of the API client (tests give a fake)."""
+
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> dict[str, Any]: ...
 
 
 class ApiError(Exception):

@@ -12,17 +12,11 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from durabletopic.k8s.api import ApiError
+from durabletopic.k8s.api import ApiError, ApiPort
 
 log = logging.getLogger(__name__)
-
-
-class LeaseApi(Protocol):
-    async def request(
-        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
-    ) -> dict[str, Any]: ...
 
 
 def _micro_time() -> str:
@@ -32,7 +26,7 @@ def _micro_time() -> str:
 class LeaderElector:
     def __init__(
         self,
-        api: LeaseApi,
+        api: ApiPort,
         *,
         namespace: str,
         name: str,

@@ -308,11 +308,13 @@ class KafkaAdmin:
     async def alter_broker_configs(
         self, changes: Mapping[int, Mapping[str, str | None]]
     ) -> dict[int, TopicError | None]:
-        """Incremental dynamic config change per broker id: a str value sets the key, None deletes it."""
-        if not changes:
-            return {}
-        resources = [
-            ConfigResource(
+        """Incremental dynamic config change per broker id: a str value sets the key, None deletes it.
+
+        A broker's config is changed by that broker, so this is one request per broker, sent at once.
+        """
+
+        async def alter_one(broker: int, entries: Mapping[str, str | None]) -> tuple[int, TopicError | None]:
+            resource = ConfigResource(
                 ConfigResource.Type.BROKER,
                 str(broker),
                 incremental_configs=[
@@ -322,16 +324,16 @@ class KafkaAdmin:
                     for key, value in entries.items()
                 ],
             )
-            for broker, entries in changes.items()
-        ]
-        results = await self._call(
-            "alter_broker_configs",
-            self._client.incremental_alter_configs,
-            resources,
-            request_timeout=self._timeout,
-        )
-        by_name = topic_errors({resource.name: value for resource, value in results.items()})
-        return {int(name): error for name, error in by_name.items()}
+            results = await self._call(
+                "alter_broker_configs",
+                self._client.incremental_alter_configs,
+                [resource],
+                request_timeout=self._timeout,
+            )
+            errors = topic_errors({r.name: value for r, value in results.items()})
+            return broker, errors.get(str(broker))
+
+        return dict(await asyncio.gather(*(alter_one(b, e) for b, e in changes.items())))
 
     async def delete_topics(self, names: Collection[str]) -> dict[str, TopicError | None]:
         out: dict[str, TopicError | None] = {}
