@@ -381,6 +381,13 @@ def is_ready(obj: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
+def ready_reason(obj: Mapping[str, Any]) -> str:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return f"{c.get('status')}/{c.get('reason')}"
+    return "no Ready condition"
+
+
 class ReadyWatcher:
     """Watches the DurableTopics of one namespace (a watch stream, not polling) and records the moment
     (monotonic) each one was first seen Ready, and how many MODIFIED events each one had."""
@@ -389,8 +396,10 @@ class ReadyWatcher:
         self.bench = bench
         self.namespace = namespace
         self.expected = set(expected)
+        self._waiting_for = len(self.expected)
         self.ready: dict[str, float] = {}
         self.modified: dict[str, int] = {}
+        self.not_ready_writes: dict[str, int] = {}  # MODIFIED events leaving an object not Ready, by reason
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._listed = threading.Event()
@@ -428,10 +437,15 @@ class ReadyWatcher:
         with self._lock:
             if event_type == "MODIFIED":
                 self.modified[name] = self.modified.get(name, 0) + 1
+                if not is_ready(obj):
+                    reason = ready_reason(obj)
+                    self.not_ready_writes[reason] = self.not_ready_writes.get(reason, 0) + 1
             if name not in self.ready and is_ready(obj):
                 self.ready[name] = time.monotonic()
-                if self.expected.issubset(self.ready):
-                    self._all_ready.set()
+                if name in self.expected:
+                    self._waiting_for -= 1
+                    if self._waiting_for == 0:
+                        self._all_ready.set()
 
     def _run(self) -> None:
         custom = self.bench.custom
@@ -793,6 +807,7 @@ def apply_and_wait(
         "settled": request_counts(settled.minus(before)),
         "settle_wait_seconds": round(quiet, 2),
         "watch_modified_events": watcher.modified_count(),
+        "watch_not_ready_writes": dict(watcher.not_ready_writes),
         "ready_wall_seconds_after_create": round(ready_at - began - created, 3),
     }
     return result
@@ -863,6 +878,10 @@ def print_setup(result: Mapping[str, Any], n: int) -> None:
     )
     print(f"  per-topic latency (Ready - created): {fmt_stats(result['latency_seconds'])}")
     print(f"  operator CPU until Ready: {result['operator_cpu_seconds']:.2f} s")
+    print(
+        f"  status writes seen by the watch: {result['watch_modified_events']} "
+        f"(of which not Ready: {result['watch_not_ready_writes']})"
+    )
     print_requests("until all Ready", result["until_ready"])
     print_requests(f"settled (+{result['settle_wait_seconds']} s)", result["settled"])
     if result["verify"]["problems"]:

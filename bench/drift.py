@@ -10,10 +10,12 @@ changing:
   sweep's wall time from durabletopic_sweep_duration_seconds;
 * idle CPU: the operator's average share of one core over --idle-seconds.
 
-Then K random topics are weakened out of band (one incremental alter, min.insync.replicas=1) and
-timed from that alter: detection (the object's series of durabletopic_drift_detected_total appears,
-metrics polled every 0.2 s) and revert (Kafka shows min.insync.replicas=2 again, batched
-describe_configs of the K topics every 0.2 s), p50/p99.
+Then K random topics are weakened out of band (incremental alter, min.insync.replicas=1) and each
+is timed from its own alter: detection (the object's series of durabletopic_drift_detected_total
+appears; metrics polled every 0.2 s) and revert (Kafka shows min.insync.replicas=2 again; batched
+describe_configs of the K topics every 0.2 s), p50/p99. By default the K alters are spread evenly
+over one sweep interval, one topic each, so that the K times sample the whole sweep cycle (K topics
+weakened together are all found by the same sweep: one sample); --at-once sends one request for all.
 
 The operator's cluster audit (default every 300 s) is set to --audit-interval (default 3600 s) so
 that it falls outside the measured windows; it runs once when the operator starts.
@@ -114,31 +116,51 @@ def idle_cpu(operator: OperatorRun, watcher: ReadyWatcher, seconds: float) -> di
 
 
 def drift(
-    bench: Bench, operator: OperatorRun, names: Sequence[str], k: int, poll: float, seed: int | None
+    bench: Bench,
+    operator: OperatorRun,
+    names: Sequence[str],
+    k: int,
+    *,
+    poll: float,
+    seed: int | None,
+    at_once: bool,
 ) -> dict[str, Any]:
-    """Weakens K random topics at once and times detection (operator metrics) and revert (Kafka)."""
-    targets = sorted(random.Random(seed).sample(list(names), k))
+    """Weakens K random topics and times, per topic from its own alter, the operator's detection (its
+    metrics) and the revert (Kafka's configs).
+
+    All K weakened in one request are all found by the same sweep: one sample of where in the sweep
+    cycle the drift happened. So by default the K alters are spread evenly over one sweep interval
+    (one request each), and the K times sample the whole cycle; `at_once` sends one request for all.
+    """
+    targets = random.Random(seed).sample(list(names), k)
     key = "min.insync.replicas"
     baseline = operator.metrics([DRIFT_DETECTED])
     before = {t: baseline.total(DRIFT_DETECTED, name=t) for t in targets}
-    say(f"weakening {k} topics out of band: {key}=1")
-    bench.weaken(targets, key, "1")
-    t0 = time.monotonic()
+    spacing = 0.0 if at_once else operator.sweep_interval / k
+    mode = "at once, one request" if at_once else f"one every {spacing:.2f} s over one sweep interval"
+    say(f"weakening {k} topics out of band ({key}=1), {mode}")
+    started = time.monotonic()
+    weakened: dict[str, float] = {}
     detected: dict[str, float] = {}
     reverted: dict[str, float] = {}
     seen_weak: set[str] = set()
-    deadline = t0 + operator.sweep_interval * 4 + 60
+    deadline = started + spacing * k + operator.sweep_interval * 4 + 60
     polls = 0
     while (len(detected) < k or len(reverted) < k) and time.monotonic() < deadline:
         tick = time.monotonic()
+        due = [t for i, t in enumerate(targets) if t not in weakened and tick >= started + i * spacing]
+        if due:
+            bench.weaken(due, key, "1")
+            done = time.monotonic()
+            weakened.update(dict.fromkeys(due, done))
         polls += 1
-        if len(detected) < k:
+        if len(detected) < len(weakened):
             m = operator.metrics([DRIFT_DETECTED])
             now = time.monotonic()
-            for t in targets:
+            for t in weakened:
                 if t not in detected and m.total(DRIFT_DETECTED, name=t) > before[t]:
-                    detected[t] = now - t0
-        pending = [t for t in targets if t not in reverted]
+                    detected[t] = now - weakened[t]
+        pending = [t for t in weakened if t not in reverted]
         if pending:
             configs = bench.topic_configs(pending, [key])
             now = time.monotonic()
@@ -147,19 +169,21 @@ def drift(
                 if value == "1":
                     seen_weak.add(t)
                 elif value == "2" and (t in seen_weak or t in detected):
-                    reverted[t] = now - t0
+                    reverted[t] = now - weakened[t]
         time.sleep(max(0.0, poll - (time.monotonic() - tick)))
     final = bench.topic_configs(targets, [key])
     return {
         "k": k,
-        "targets": targets,
+        "targets": sorted(targets),
+        "mode": mode,
         "poll_seconds": poll,
         "polls": polls,
+        "weakened": len(weakened),
         "detected": len(detected),
         "reverted": len(reverted),
         "detect_seconds": stats(list(detected.values())),
         "revert_seconds": stats(list(reverted.values())),
-        "final_min_insync_replicas": {t: final.get(t, {}).get(key) for t in targets},
+        "final_min_insync_replicas": {t: final.get(t, {}).get(key) for t in sorted(targets)},
         "two_sweep_intervals_seconds": 2 * operator.sweep_interval,
     }
 
@@ -179,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--poll-interval", type=float, default=0.2, help="drift polling, s (default 0.2)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the choice of weakened topics")
+    parser.add_argument(
+        "--at-once",
+        action="store_true",
+        help="weaken all K in one request (default: spread evenly over one sweep interval)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.weaken <= args.topics:
         parser.error("--weaken must be between 1 and --topics")
@@ -211,7 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"measuring idle CPU over {args.idle_seconds:.0f} s")
             result["idle"] = idle_cpu(run.operator, run.watcher, args.idle_seconds)
             result["drift"] = drift(
-                bench, run.operator, run.names, args.weaken, args.poll_interval, args.seed
+                bench,
+                run.operator,
+                run.names,
+                args.weaken,
+                poll=args.poll_interval,
+                seed=args.seed,
+                at_once=args.at_once,
             )
             ok = result["drift"]["reverted"] == args.weaken
         say("all done; stopping the operator")
@@ -237,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"status writes seen {idle['status_writes_seen_by_watch']}"
         )
         d = result["drift"]
-        print(f"drift: {d['k']} topics weakened; {d['detected']} detected, {d['reverted']} reverted")
+        print(
+            f"drift: {d['weakened']} topics weakened ({d['mode']}); {d['detected']} detected, "
+            f"{d['reverted']} reverted; times from each topic's own alter:"
+        )
         print(f"  detect: {fmt_stats(d['detect_seconds'])}")
         print(
             f"  revert: {fmt_stats(d['revert_seconds'])} (two sweep intervals = {d['two_sweep_intervals_seconds']} s)"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +27,7 @@ import pytest
 import yaml
 
 from durabletopic import crd
-from durabletopic.kafka.admin import KafkaAdmin
+from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
 from durabletopic.settings import read_client_properties
 from tests.e2e import kafka_check
 from tests.e2e.kube import Kube, condition
@@ -137,7 +139,7 @@ def secret_strings(testbed: Any, protocol: str, password: str) -> list[str]:
     if protocol.startswith("SASL_"):
         return [password]
     key = testbed.kafka_security.client_key_file.read_text()
-    return [line for line in key.splitlines() if line and not line.startswith("-----")]
+    return [line for line in key.splitlines() if len(line) >= 16 and not line.startswith("-----")]
 
 
 def test_chart_keeps_secrets_in_files_and_its_properties_connect(testbed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -197,9 +199,40 @@ def test_chart_keeps_secrets_in_files_and_its_properties_connect(testbed, tmp_pa
             admin.close()
 
     assert asyncio.run(brokers(config["sasl.password"])) == [1, 2, 3]
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(KafkaAdminError) as refused:
         asyncio.run(brokers("not-" + config["sasl.password"]))
     assert config["sasl.password"] not in str(refused.value)
+
+
+def test_tls_listeners_verify_and_are_verified(testbed) -> None:  # type: ignore[no-untyped-def]
+    """The TLS listeners present the bed's server certificate for 127.0.0.1; SSL wants a client one."""
+    security = testbed.kafka_security
+    sasl_ssl = testbed.ports.broker(1, "SASL_SSL")
+    mutual = testbed.ports.broker(1, "SSL")
+
+    def tls_alert(port: int, context: ssl.SSLContext) -> str:
+        """The TLS alert the broker answers with ('' for none); raises when the client refuses the server."""
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"\0\0\0\0")  # an empty Kafka frame: whatever comes back, or the alert
+            try:
+                tls.recv(1)
+            except ssl.SSLError as error:
+                return str(error)
+            except (ConnectionResetError, TimeoutError):
+                pass
+            return ""
+
+    trusting = ssl.create_default_context(cafile=str(security.ca_file))
+    assert tls_alert(sasl_ssl, trusting) == ""  # verified: the chain, and the IP address in the SAN
+    with pytest.raises(ssl.SSLCertVerificationError):
+        tls_alert(sasl_ssl, ssl.create_default_context())  # the system's CAs do not know the bed's
+    assert "ALERT_BAD_CERTIFICATE" in tls_alert(mutual, trusting)  # no client certificate
+    with_cert = ssl.create_default_context(cafile=str(security.ca_file))
+    with_cert.load_cert_chain(str(security.client_cert_file), str(security.client_key_file))
+    assert tls_alert(mutual, with_cert) == ""
 
 
 # ---------------------------------------------------------------------------------------- the operator
@@ -357,6 +390,7 @@ def test_wrong_password_is_kafka_unavailable_and_never_logged(  # type: ignore[n
         assert metric_value(proc.metrics(), "durabletopic_kafka_up") == 0
         places = where_secrets_could_leak(testbed, kube, namespace, proc)
         assert_nowhere(places, [wrong, testbed.kafka_security.password])
+        assert "authentication" in places["log"].lower(), "the log must say why Kafka is unavailable"
         print(f"{protocol} {mechanism}: refused login: {condition(obj, 'Reconciling')['message']!r}")  # type: ignore[index]
     finally:
         proc.stop()

@@ -26,7 +26,10 @@ Environment variables (constructor arguments win over them):
 ``DURABLETOPIC_TESTBED_PORT_BASE``
     first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
     PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
-    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver)
+    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver).
+    Keep every port below the kernel's ephemeral range (``ip_local_port_range``, usually from 32768):
+    a port inside it can be taken by a client's self-connection while its broker is down (TCP
+    simultaneous open), and the restarted broker then fails with "Address already in use".
 ``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
 ``..._PORT_BROKER_1_SASL`` .., ``..._PORT_BROKER_1_SSL`` .., ``..._PORT_BROKER_1_SASL_SSL`` ..,
 ``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
@@ -225,6 +228,15 @@ class Ports:
             "kube-apiserver": self.apiserver,
             **{name: port for name, port in extra.items() if port},
         }
+
+
+def _ephemeral_port_range() -> tuple[int, int]:
+    """The local ports the kernel hands out to outgoing connections (ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _new_kafka_uuid() -> str:
@@ -859,6 +871,20 @@ class Testbed:
             seen[port] = service
             if not port_is_free(port):
                 raise PortBusyError(port, service, port_owner(port), self.state_dir)
+        low, high = _ephemeral_port_range()
+        inside = sorted(p for p in seen if low <= p <= high)
+        if inside:
+            log.warning(
+                "ports %d..%d are in the kernel's ephemeral range %d-%d: while a broker is down, a client "
+                "retrying it can connect to itself on its port and keep the broker from binding it again; "
+                "choose a %sPORT_BASE below %d for tests that kill brokers",
+                inside[0],
+                inside[-1],
+                low,
+                high,
+                _ENV_PREFIX,
+                low - 50,
+            )
 
     # ------------------------------------------------------------------ internals: start
 

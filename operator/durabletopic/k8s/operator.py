@@ -161,15 +161,22 @@ async def reconcile_while_leader(
                 audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)
             ),
         ]
-        if elector is not None:
-            tasks.append(asyncio.create_task(elector.hold()))
+        holding = asyncio.create_task(elector.hold()) if elector is not None else None
+        if holding is not None:
+            tasks.append(holding)
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             metrics.leader.set(0)
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        log.warning("leadership lost: reconciling stops until this replica leads again")
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if holding is not None and holding in done:
+            log.warning("leadership lost: reconciling stops until this replica leads again")
+            continue
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if not failed:
+            return  # the operator is shutting down
+        for task in failed:
+            log.error("a reconcile loop failed; restarting them", exc_info=task.exception())
+        await asyncio.sleep(1)

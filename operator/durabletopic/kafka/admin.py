@@ -27,6 +27,7 @@ from durabletopic.kafka.observe import config_values, observe_cluster, observe_t
 from durabletopic.model import ClusterInfo, ObservedTopic
 
 librdkafka_log = logging.getLogger("durabletopic.kafka.librdkafka")
+AUTH_FAILURE_MEMORY_S = 60.0
 
 K = TypeVar("K")
 OnRequest = Callable[[str, str, float], None]
@@ -144,6 +145,8 @@ class KafkaAdmin:
         self._refreshing = threading.Lock()
         conf: dict[str, Any] = dict(client_config or {})
         conf["bootstrap.servers"] = bootstrap_servers
+        self._auth_failure: tuple[float, str] | None = None
+        conf["error_cb"] = self._remember_error
         # A cheap brokers-only refresh; it also moves admin requests off a dead "controller" broker.
         conf.setdefault("topic.metadata.refresh.interval.ms", "5000")
         try:
@@ -407,11 +410,25 @@ class KafkaAdmin:
                     raise error
             outcome = "ok"
             return results
-        except KafkaUnavailable:
+        except KafkaUnavailable as unreachable:
             self._refresh_metadata()
+            if self._admin is not None:
+                self._admin.poll(0)
+            if (
+                self._auth_failure is not None
+                and time.monotonic() - self._auth_failure[0] < AUTH_FAILURE_MEMORY_S
+            ):
+                raise KafkaUnavailable(
+                    f"{unreachable}; authentication failed: {self._auth_failure[1]}"
+                ) from None
             raise
         finally:
             self._finish(op, outcome, start)
+
+    def _remember_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback: an authentication failure explains a later timeout."""
+        if error.name() in ("_AUTHENTICATION", "_SSL"):
+            self._auth_failure = (time.monotonic(), error.str())
 
     def _refresh_metadata(self) -> None:
         """Fetch fresh metadata in the background after a request found no one to talk to.
