@@ -58,9 +58,11 @@ log = logging.getLogger(__name__)
 FINALIZER = "durabletopic.dev/delete-topic"
 CLIENT_PROFILE_SUFFIX = "-client-profile"
 APPLY_PATCH = "application/apply-patch+yaml"
+PROFILE_WRITERS = 4
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 4.0
 SETTLE_DELAY_SECONDS = 0.5
+DEFERRED_WRITES = 3
 BROKER_THROTTLE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
 STALLED_REASONS_FROM_KAFKA = {
     "INVALID_REPLICATION_FACTOR": Reason.INSUFFICIENT_BROKERS,
@@ -99,6 +101,7 @@ class Outcome:
     drift: list[dict[str, str]] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     reconciled: bool = True
+    defer_write: bool = False
 
 
 class Controller:
@@ -132,6 +135,8 @@ class Controller:
         self._failures: dict[ObjectRef, int] = defaultdict(int)
         self._drained = asyncio.Event()
         self._profiles: dict[ObjectRef, tuple[str, str]] = {}
+        self._profiles_due: set[ObjectRef] = set()
+        self._profiles_wanted = asyncio.Event()
 
     # ----- events in -----
 
@@ -144,6 +149,7 @@ class Controller:
             self.queue.discard(ref)
             self._failures.pop(ref, None)
             self._profiles.pop(ref, None)
+            self._profiles_due.discard(ref)
             self.metrics.forget(ref)
             if removed is not None:
                 for other in self.store.claimants(removed.topic_name):
@@ -390,6 +396,10 @@ class Controller:
 
         outcome = Outcome(conditions_for_plan(final, topic), observed, final)
         if final.actions or (error is not None):
+            created_unseen = observed is None and any(isinstance(a, CreateTopic) for a in first.actions)
+            # A topic just created is often not yet in every broker's metadata: the next pass, a
+            # moment later, writes Ready, instead of this one writing Creating first.
+            outcome.defer_write = created_unseen and self._failures.get(obj.ref, 0) < DEFERRED_WRITES
             outcome.requeue_after = self._backoff(obj.ref, base=SETTLE_DELAY_SECONDS)
         else:
             self._failures.pop(obj.ref, None)
@@ -509,21 +519,27 @@ class Controller:
     # ----- writing back -----
 
     async def _finish(self, objects: list[DurableTopicObject], outcomes: Mapping[ObjectRef, Outcome]) -> None:
-        writes = []
+        sends = []
+        finished = []
         for obj in objects:
             outcome = outcomes.get(obj.ref)
             if outcome is None:
                 continue
-            writes.append(self._write(obj, outcome))
+            finished.append(obj)
             if outcome.requeue_after is not None:
                 self.queue.add(obj.ref, outcome.requeue_after)
-        await asyncio.gather(*writes)
-        await asyncio.gather(
-            *(self._ensure_client_profile(o) for o in objects if outcomes.get(o.ref) is not None)
-        )
+            sends += [self._event(obj, kind, reason, message) for kind, reason, message in outcome.events]
+            if outcome.defer_write:
+                continue
+            status = self._next_status(obj, outcome)
+            if status is not None:
+                sends.append(self._send_status(obj, status))
+        await asyncio.gather(*sends)
+        self._apply_client_profiles(finished)
         self._count_resources()
 
-    async def _write(self, obj: DurableTopicObject, outcome: Outcome) -> None:
+    def _next_status(self, obj: DurableTopicObject, outcome: Outcome) -> dict[str, Any] | None:
+        """The object's new status, or None when nothing but timestamps would change."""
         now = self.now()
         conditions = list(outcome.conditions)
         status: dict[str, Any] = dict(obj.status)
@@ -567,13 +583,14 @@ class Controller:
             if kept is not None:
                 conditions.append(kept)
         status["conditions"] = merge_conditions(
-            conditions, obj.status.get("conditions") or [], obj.generation, now
+            conditions, obj.status.get("conditions") or [], generation, now
         )
-        for kind, reason, message in outcome.events:
-            await self._event(obj, kind, reason, message)
         if without_volatile(status) == without_volatile(obj.status):
-            return
+            return None
         status["lastReconcileTime"] = now
+        return status
+
+    async def _send_status(self, obj: DurableTopicObject, status: dict[str, Any]) -> None:
         patch: dict[str, Any] = {key: status.get(key) for key in set(status) | set(obj.status)}
         path = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{obj.ref.namespace}/{crd.PLURAL}/{obj.ref.name}/status"
         try:
@@ -583,6 +600,36 @@ class Controller:
             if error.status != 404:
                 log.warning("status of %s not written: %s", obj.ref, error)
                 self._retry(obj.ref)
+
+    def _apply_client_profiles(self, objects: list[DurableTopicObject]) -> None:
+        """Client profiles wait for a quiet moment: they never delay a topic's Ready."""
+        for obj in objects:
+            if self._profiles.get(obj.ref) != (obj.uid, obj.topic_name):
+                self._profiles_due.add(obj.ref)
+        if self._profiles_due:
+            self._profiles_wanted.set()
+
+    async def write_client_profiles(self) -> None:
+        """Applies due client profiles while no reconcile work is due, a few at a time."""
+        limit = asyncio.Semaphore(PROFILE_WRITERS)
+
+        async def one(ref: ObjectRef) -> None:
+            async with limit:
+                obj = self.store.get(ref)
+                if obj is not None:
+                    await self._ensure_client_profile(obj)
+
+        while True:
+            await self._profiles_wanted.wait()
+            self._profiles_wanted.clear()
+            while self._profiles_due:
+                if self.queue.due_count():
+                    await asyncio.sleep(0.2)
+                    continue
+                batch = [
+                    self._profiles_due.pop() for _ in range(min(len(self._profiles_due), 4 * PROFILE_WRITERS))
+                ]
+                await asyncio.gather(*(one(ref) for ref in batch))
 
     async def _ensure_client_profile(self, obj: DurableTopicObject) -> None:
         """The ConfigMap `<name>-client-profile`, owned by the DurableTopic: applied once per object and topic."""

@@ -48,8 +48,8 @@ class OperatorSettings(BaseModel):
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"),
         description="Namespace of the Lease `durable-topic-operator` (default: the pod's namespace).",
     )
-    batch_size: int = Field(default=500, ge=1, description="Most DurableTopics reconciled in one pass.")
-    status_writers: int = Field(default=8, ge=1, description="Concurrent status writes to the API server.")
+    batch_size: int = Field(default=1000, ge=1, description="Most DurableTopics reconciled in one pass.")
+    status_writers: int = Field(default=16, ge=1, description="Concurrent status writes to the API server.")
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -111,9 +111,11 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
         settings.min_replication_factor,
         settings.min_insync_replicas,
     )
+    # Its own client: a lease renewal must never queue behind a burst of status writes.
+    lease_api = KubeApi(load_configuration(kubeconfig), concurrency=2, on_request=metrics.record_api_request)
     elector = (
         LeaderElector(
-            api,
+            lease_api,
             namespace=settings.leader_election_namespace,
             name=LEASE_NAME,
             identity=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
@@ -138,6 +140,7 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
         if elector is not None:
             await elector.release()
         await api.close()
+        await lease_api.close()
         kafka.close()
 
 
@@ -157,6 +160,7 @@ async def reconcile_while_leader(
         tasks = [
             asyncio.create_task(controller.run()),
             asyncio.create_task(controller.sweep()),
+            asyncio.create_task(controller.write_client_profiles()),
             asyncio.create_task(
                 audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)
             ),

@@ -9,6 +9,8 @@ from confluent_kafka.admin import ConfigEntry, ConfigSource  # type: ignore[attr
 
 from durabletopic.model import Broker, ClusterInfo, ObservedTopic, PartitionState
 
+_TOPIC_OVERRIDE = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+
 
 def _node_id(node: Any) -> int | None:
     if node is None or node.id is None or node.id < 0:
@@ -44,11 +46,14 @@ def split_configs(entries: Mapping[str, ConfigEntry]) -> tuple[dict[str, str], d
     overrides: dict[str, str] = {}
     effective: dict[str, str] = {}
     for name, entry in entries.items():
-        if entry.value is None:
+        value = entry.value
+        if value is None:
             continue
-        effective[name] = entry.value
-        if config_source(entry) is ConfigSource.DYNAMIC_TOPIC_CONFIG:
-            overrides[name] = entry.value
+        effective[name] = value
+        source: Any = entry.source
+        # A plain int in confluent-kafka 2.x; compared without building an enum per entry (hot path).
+        if source == _TOPIC_OVERRIDE or source is ConfigSource.DYNAMIC_TOPIC_CONFIG:
+            overrides[name] = value
     return overrides, effective
 
 
