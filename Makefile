@@ -46,8 +46,10 @@ test: venv testbed-install lint ## everything: install, lint, type checks, unit,
 	$(BIN)/pytest -m 'not chaos' $(PYTEST_ARGS)
 
 .PHONY: test-chaos
-test-chaos: venv testbed-install ## the long fault-injection runs
+test-chaos: venv testbed-install ## the long fault-injection runs (full-size outage, crashes and probe)
 	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+	DURABLETOPIC_TEST_OUTAGE_SECONDS=60 DURABLETOPIC_TEST_CRASH_OBJECTS=500 \
+	  $(BIN)/pytest tests/e2e/test_resilience.py $(PYTEST_ARGS)
 
 .PHONY: testbed-up
 testbed-up: venv testbed-install ## start the test bed (or reuse a running one)

@@ -169,7 +169,7 @@ def test_operator_crashes_during_a_bulk_apply(
             (condition(item, "Ready") or {}).get("status") == "True" for item in items
         )
 
-    wait_for("all Ready after the crashes", all_ready, 120, interval=1)
+    wait_for("all Ready after the crashes", all_ready, 120 + CRASH_OBJECTS // 2, interval=1)
     items = json.loads(testbed.kubectl("get", "dt", "-n", namespace, "-o", "json").stdout)["items"]
     assert not [
         i["metadata"]["name"] for i in items if (condition(i, "Stalled") or {}).get("status") == "True"
