@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from durabletopic import clientprofile, crd
+from durabletopic.drift import drifted_condition, judge_drift
 from durabletopic.health import replica_health
 from durabletopic.k8s.api import ApiError, ApiPort
 from durabletopic.k8s.store import DurableTopicObject, Store
@@ -45,7 +46,6 @@ from durabletopic.status import (
     Condition,
     conditions_for_error,
     conditions_for_plan,
-    drift_entries,
     merge_conditions,
     observed_fields,
     replicas_change,
@@ -404,51 +404,19 @@ class Controller:
         else:
             self._failures.pop(obj.ref, None)
 
-        drifted = _spec_already_applied(obj) and bool(first.differences)
-        if drifted:
-            action = "reverted" if first.actions and not final.differences else "reported"
-            if not first.enforced:
-                action = "reported"
-            keys = ", ".join(d.key for d in first.differences)
-            previously = {d.get("key") for d in obj.status.get("drift") or []}
-            new_keys = [d for d in first.differences if d.key not in previously]
-            for difference in new_keys if action == "reported" else first.differences:
+        if _spec_already_applied(obj) and first.differences:
+            verdict = judge_drift(topic, first, final, obj.status.get("drift") or [], self.now())
+            for difference in verdict.counted:
                 self.metrics.drift_detected.labels(
-                    obj.ref.namespace, obj.ref.name, topic, difference.key, str(difference.severity), action
+                    obj.ref.namespace,
+                    obj.ref.name,
+                    topic,
+                    difference.key,
+                    str(difference.severity),
+                    verdict.action,
                 ).inc()
-            if action == "reverted":
-                lost = any(d.key == "topic" for d in first.differences)
-                detail = (
-                    " The topic had been deleted and was recreated empty: its data was lost." if lost else ""
-                )
-                outcome.events.append(
-                    (
-                        "Warning",
-                        "DriftDetected",
-                        f"Kafka topic {topic} drifted from its spec: {_describe(first)}.",
-                    )
-                )
-                outcome.events.append(
-                    (
-                        "Warning" if lost else "Normal",
-                        "DriftReverted",
-                        f"Kafka topic {topic}: put back {keys}.{detail}",
-                    )
-                )
-                outcome.drift = []
-            else:
-                if new_keys:
-                    outcome.events.append(
-                        (
-                            "Warning",
-                            "DriftDetected",
-                            f"Kafka topic {topic} drifted from its spec: {_describe(first)}; "
-                            "driftPolicy is Report, nothing was changed.",
-                        )
-                    )
-                outcome.drift = drift_entries(
-                    first.differences, obj.status.get("drift") or [], action, self.now()
-                )
+            outcome.events.extend(verdict.events)
+            outcome.drift = verdict.entries
         if final.refusals and obj.status_reason("Stalled") != str(final.refusals[0].reason):
             refusal = final.refusals[0]
             outcome.events.append(("Warning", str(refusal.reason), refusal.message))
@@ -569,7 +537,7 @@ class Controller:
             status["replicasChange"] = outcome.replicas_change
         if outcome.drift is not None:
             status["drift"] = outcome.drift
-            conditions.append(_drift_condition(outcome.drift, obj))
+            conditions.append(drifted_condition(outcome.drift))
         elif (kept_drift := _kept_condition(obj, DRIFTED)) is not None:
             conditions.append(kept_drift)
         if outcome.drift is not None or outcome.plan is not None:
@@ -756,19 +724,6 @@ def _spec_already_applied(obj: DurableTopicObject) -> bool:
         (c.get("type") in (READY, DRIFTED) and c.get("status") == "True") or c.get("reason") == "Drifted"
         for c in obj.status.get("conditions") or []
     )
-
-
-def _describe(plan: TopicPlan) -> str:
-    return "; ".join(f"{d.key} is {d.actual}, expected {d.expected} ({d.severity})" for d in plan.differences)
-
-
-def _drift_condition(drift: list[dict[str, str]], obj: DurableTopicObject) -> Condition:
-    if drift:
-        keys = ", ".join(f"{d['key']} ({d['severity']})" for d in drift)
-        return Condition(
-            DRIFTED, True, "DriftDetected", f"Kafka differs from the spec in {keys}; driftPolicy is Report."
-        )
-    return Condition(DRIFTED, False, "DriftReverted", "Drift was detected and put right.")
 
 
 def _kept_condition(obj: DurableTopicObject, kind: str) -> Condition | None:
