@@ -118,6 +118,18 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def result_header(benchmark: str, run_id: str, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The fields every benchmark's JSON result starts with."""
+    command = " ".join([f"python -m bench.{benchmark}", *(argv if argv is not None else sys.argv[1:])])
+    return {
+        "benchmark": benchmark,
+        "run_id": run_id,
+        "date": now_iso(),
+        "command": command,
+        "machine": machine_info(),
+    }
+
+
 def machine_info() -> dict[str, Any]:
     memory_kib = 0
     with contextlib.suppress(OSError):

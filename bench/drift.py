@@ -44,13 +44,13 @@ from bench.common import (
     log_dir_for,
     machine_info,
     new_run_id,
-    now_iso,
     print_operator,
     print_requests,
     print_setup,
     ready_timeout,
     ready_topics,
     request_counts,
+    result_header,
     say,
     stats,
     testbed_up,
@@ -214,15 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = new_run_id()
     bed = testbed_up()
     bench = Bench(bed, args.threads)
-    result: dict[str, Any] = {
-        "benchmark": "drift",
-        "n": args.topics,
-        "run_id": run_id,
-        "date": now_iso(),
-        "command": " ".join(["python -m bench.drift", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine_info(),
-        "audit_interval_seconds": args.audit_interval,
-    }
+    result: dict[str, Any] = result_header("drift", run_id, argv)
+    result["n"] = args.topics
+    result["audit_interval_seconds"] = args.audit_interval
     ok = False
     with ready_topics(
         bench,

@@ -22,8 +22,8 @@ from bench.common import (
     cleanup,
     machine_info,
     new_run_id,
-    now_iso,
     object_names,
+    result_header,
     say,
     testbed_up,
     write_json,
@@ -115,13 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = new_run_id()
     bed = testbed_up()
     bench = Bench(bed, args.threads)
-    result: dict[str, Any] = {
-        "benchmark": "floor",
-        "run_id": run_id,
-        "date": now_iso(),
-        "command": " ".join(["python -m bench.floor", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine_info(),
-    }
+    result: dict[str, Any] = result_header("floor", run_id, argv)
     result["floor"] = run_floor(bench, args.topics, run_id, keep=args.keep)
     result["machine"]["loadavg_end"] = machine_info()["loadavg"]
     print_floor(result["floor"])

@@ -24,11 +24,11 @@ from bench.common import (
     log_dir_for,
     machine_info,
     new_run_id,
-    now_iso,
     print_operator,
     print_setup,
     ready_timeout,
     ready_topics,
+    result_header,
     say,
     testbed_up,
     write_json,
@@ -47,14 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = new_run_id()
     bed = testbed_up()
     bench = Bench(bed, args.threads)
-    result: dict[str, Any] = {
-        "benchmark": "reconcile",
-        "n": args.topics,
-        "run_id": run_id,
-        "date": now_iso(),
-        "command": " ".join(["python -m bench.reconcile", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine_info(),
-    }
+    result: dict[str, Any] = result_header("reconcile", run_id, argv)
+    result["n"] = args.topics
     if args.with_floor:
         result["floor"] = run_floor(bench, args.topics, run_id, keep=args.keep)
     log_dir = log_dir_for(args, "reconcile", run_id)

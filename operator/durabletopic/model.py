@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,12 +122,3 @@ class ObjectRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-
-def as_json(value: Any) -> Any:
-    """A dataclass-free copy of `value` that a JSON encoder takes."""
-    if isinstance(value, dict):
-        return {str(k): as_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [as_json(v) for v in value]
-    return value
