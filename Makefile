@@ -32,10 +32,11 @@ testbed-install: ## fetch and build Kafka, etcd, kube-apiserver, kubectl and hel
 	bash tests/testbed/install.sh all
 
 .PHONY: lint
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and the layer contract (import-linter)
 	$(BIN)/ruff check operator tests $(wildcard bench)
 	$(BIN)/ruff format --check operator tests $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: unit
 unit: venv ## the fast tests: no servers
@@ -64,7 +65,9 @@ testbed-down: venv ## stop everything the test bed and the demo started
 demo: venv testbed-install ## run the operator on the local test bed with the examples
 	$(BIN)/python -m tests.testbed demo
 
+.PHONY: generate
+generate: venv ## write the files generated from the core: the CRD and the admission policy (crds/, deploy/, the chart)
+	$(BIN)/python -m durabletopic.tools.generate --root .
+
 .PHONY: crds
-crds: venv ## regenerate the CRD from the rules (crds/ and the chart)
-	$(BIN)/python -c 'from durabletopic import crd; print(crd.render(), end="")' > crds/durabletopics.durabletopic.dev.yaml
-	if [ -d charts/durable-topic-operator/crds ]; then cp crds/durabletopics.durabletopic.dev.yaml charts/durable-topic-operator/crds/; fi
+crds: generate ## the same as generate

@@ -30,17 +30,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import (
-    API,
-    DRIFT_DETECTED,
-    SWEEP_COUNT,
-    SWEEP_SUM,
-    Bench,
-    MetricsSnapshot,
-    OperatorRun,
-    ReadyWatcher,
+from bench.cluster import Bench, testbed_up
+from bench.metrics import API, DRIFT_DETECTED, SWEEP_COUNT, SWEEP_SUM, MetricsSnapshot, request_counts
+from bench.operator_run import OperatorRun
+from bench.results import (
     add_common_args,
-    fmt_stats,
     log_dir_for,
     machine_info,
     new_run_id,
@@ -48,14 +42,13 @@ from bench.common import (
     print_requests,
     print_setup,
     ready_timeout,
-    ready_topics,
-    request_counts,
     result_header,
     say,
-    stats,
-    testbed_up,
     write_json,
 )
+from bench.scenario import ready_topics
+from bench.stats import fmt_stats, stats
+from bench.watch import ReadyWatcher
 
 POLL_SECONDS = 0.1  # how often the sweep counter is looked at near the end of a sweep interval
 

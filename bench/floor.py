@@ -16,18 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import (
-    Bench,
-    add_common_args,
-    cleanup,
-    machine_info,
-    new_run_id,
-    object_names,
-    result_header,
-    say,
-    testbed_up,
-    write_json,
-)
+from bench.cluster import Bench, cleanup, object_names, testbed_up
+from bench.results import add_common_args, machine_info, new_run_id, result_header, say, write_json
 
 
 def realistic_status(name: str) -> dict[str, Any]:

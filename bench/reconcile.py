@@ -18,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import (
-    Bench,
+from bench.cluster import Bench, testbed_up
+from bench.floor import print_floor, run_floor
+from bench.results import (
     add_common_args,
     log_dir_for,
     machine_info,
@@ -27,13 +28,11 @@ from bench.common import (
     print_operator,
     print_setup,
     ready_timeout,
-    ready_topics,
     result_header,
     say,
-    testbed_up,
     write_json,
 )
-from bench.floor import print_floor, run_floor
+from bench.scenario import ready_topics
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.kube import Kube
-from tests.e2e.operator_proc import OPERATOR_NAMESPACE, OperatorProcess
+from tests.e2e.helpers import Kube
+from tests.testbed.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka.admin import NewTopic
 
-from durabletopic import clientprofile
+from durabletopic.core import clientprofile
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"

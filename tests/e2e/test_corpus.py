@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from durabletopic import validate
-from durabletopic.model import Policy
+from durabletopic.core.findings import Finding
+from durabletopic.core.model import Policy
+from durabletopic.core.reasons import Severity, Stage
+from durabletopic.tools import manifests, validate
 from tests import corpus
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("crd_installed")]
@@ -125,14 +127,14 @@ def mentions(message: str, field: str) -> bool:
     return any(alias in message for alias in aliases.get(field, (field,)))
 
 
-def error_findings(report: validate.Report, stages: set[validate.Stage]) -> list[validate.Finding]:
-    return [f for f in report.findings if f.severity is validate.Severity.ERROR and f.stage in stages]
+def error_findings(report: validate.Report, stages: set[Stage]) -> list[Finding]:
+    return [f for f in report.findings if f.severity is Severity.ERROR and f.stage in stages]
 
 
 def assert_same_verdict(
     entry: corpus.Entry,
     report: validate.Report,
-    stages: set[validate.Stage],
+    stages: set[Stage],
     result: subprocess.CompletedProcess[str],
 ) -> None:
     refusing = error_findings(report, stages)
@@ -146,7 +148,7 @@ def assert_same_verdict(
     if not refusing:
         return
     # The first stage that refuses is the one whose fields the server names (schema before admission).
-    first = next(stage for stage in validate.Stage if any(f.stage is stage for f in refusing))
+    first = next(stage for stage in Stage if any(f.stage is stage for f in refusing))
     fields = sorted({f.field for f in refusing if f.stage == first})
     named = [f for f in fields if mentions(server, f)]
     if any(early in server for early in STOPS_EARLY):  # the server stopped at the first problems
@@ -160,18 +162,14 @@ def test_api_server_and_validator_agree(testbed: Any, namespaces: Namespaces, en
     report = validate.validate([str(entry.path)], Policy())
     # --validate=false: the API server's own behaviour (unknown fields dropped), as the validator's default.
     result = dry_run(testbed, namespaces.plain, entry.text, "--validate=false")
-    assert_same_verdict(entry, report, {validate.Stage.API_SERVER}, result)
+    assert_same_verdict(entry, report, {Stage.API_SERVER}, result)
     if namespaces.floors is not None:
         result = dry_run(testbed, namespaces.floors, entry.text, "--validate=false")
-        assert_same_verdict(
-            entry, report, {validate.Stage.API_SERVER, validate.Stage.ADMISSION_POLICY}, result
-        )
+        assert_same_verdict(entry, report, {Stage.API_SERVER, Stage.ADMISSION_POLICY}, result)
     if entry.warn:
         # kubectl's default, --validate=strict, against the validator's --strict.
         strict = validate.validate([str(entry.path)], Policy(), strict=True)
-        assert_same_verdict(
-            entry, strict, {validate.Stage.API_SERVER}, dry_run(testbed, namespaces.plain, entry.text)
-        )
+        assert_same_verdict(entry, strict, {Stage.API_SERVER}, dry_run(testbed, namespaces.plain, entry.text))
 
 
 def test_floors_are_the_admission_policys(testbed: Any, namespaces: Namespaces) -> None:
@@ -197,8 +195,8 @@ def test_transition_rules_agree(testbed: Any, namespaces: Namespaces, entry: cor
     assert entry.previous is not None
     namespace = namespaces.plain
     old_text, new_text = entry.previous.read_text(), entry.text
-    [old] = validate.parse_manifests(old_text)
-    [new] = validate.parse_manifests(new_text)
+    [old] = manifests.parse_manifests(old_text)
+    [new] = manifests.parse_manifests(new_text)
     assert validate.check_manifest(old, Policy()) == [] and validate.check_manifest(new, Policy()) == []
     findings = validate.check_change(old, new)
     assert {(f.rule, f.field) for f in findings} == entry.expect

@@ -16,9 +16,7 @@ import yaml
 from confluent_kafka.admin import AdminClient
 
 from tests import corpus
-from tests.e2e.kube import Kube, condition
-from tests.e2e.test_plan_cmd import snapshot
-from tests.e2e.test_reconcile import reason_of
+from tests.e2e.helpers import Kube, condition, reason_of, snapshot
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("operator")]
 

@@ -11,23 +11,13 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from tests.e2e import kafka_check
-from tests.e2e.kube import Kube, condition, wait_for
-from tests.e2e.operator_proc import OperatorProcess
-from tests.e2e.test_reconcile import ready, reason_of
+from tests.e2e import helpers
+from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of, wait_for
+from tests.testbed.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("operator")]
 
 SWEEP = 2.0  # the e2e operator's sweep interval
-
-
-def metric_value(text: str, metric: str, **labels: str) -> float | None:
-    for line in text.splitlines():
-        if not line.startswith(metric + "{") and not line.startswith(metric + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_weakened_min_isr_is_reverted(
@@ -36,14 +26,14 @@ def test_weakened_min_isr_is_reverted(
     topic = f"{namespace}.enforced"
     kube.create(namespace, "enforced", {"topicName": topic, "partitions": 1})
     ready(kube, namespace, "enforced")
-    kafka_check.set_config(kafka_admin, topic, "min.insync.replicas", "1")
+    helpers.set_config(kafka_admin, topic, "min.insync.replicas", "1")
     weakened_at = time.monotonic()
     wait_for(
         "min.insync.replicas put back",
         lambda: (
-            (
-                kafka_check.describe(kafka_admin, topic) or kafka_check.TopicFacts("", 0, 0, {}, {})
-            ).overrides.get("min.insync.replicas")
+            (helpers.describe(kafka_admin, topic) or helpers.TopicFacts("", 0, 0, {}, {})).overrides.get(
+                "min.insync.replicas"
+            )
             == "2"
         ),
         timeout=4 * SWEEP + 5,
@@ -82,7 +72,7 @@ def test_report_policy_reports_and_changes_nothing(
     topic = f"{namespace}.reported"
     kube.create(namespace, "reported", {"topicName": topic, "partitions": 1, "driftPolicy": "Report"})
     ready(kube, namespace, "reported")
-    kafka_check.set_config(kafka_admin, topic, "min.insync.replicas", "1")
+    helpers.set_config(kafka_admin, topic, "min.insync.replicas", "1")
     obj = reason_of(kube, namespace, "reported", "Drifted", "DriftDetected", timeout=4 * SWEEP + 5)
     (entry,) = obj["status"]["drift"]
     assert (entry["key"], entry["expected"], entry["actual"], entry["severity"], entry["action"]) == (
@@ -94,7 +84,7 @@ def test_report_policy_reports_and_changes_nothing(
     )
     assert entry["firstSeen"]
     time.sleep(2 * SWEEP)
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.overrides["min.insync.replicas"] == "1"
     metrics = operator.metrics()
     assert (
@@ -121,11 +111,11 @@ def test_topic_deleted_out_of_band(kube: Kube, namespace: str, kafka_admin) -> N
     kube.create(namespace, "missing", {"topicName": reported, "partitions": 1, "driftPolicy": "Report"})
     first_id = ready(kube, namespace, "recreated")["status"]["topicId"]
     ready(kube, namespace, "missing")
-    kafka_check.delete(kafka_admin, enforced)
-    kafka_check.delete(kafka_admin, reported)
+    helpers.delete(kafka_admin, enforced)
+    helpers.delete(kafka_admin, reported)
 
     def recreated() -> bool:
-        facts = kafka_check.describe(kafka_admin, enforced)
+        facts = helpers.describe(kafka_admin, enforced)
         return facts is not None and facts.topic_id != first_id
 
     wait_for("topic recreated", recreated, 6 * SWEEP + 10)
@@ -135,7 +125,7 @@ def test_topic_deleted_out_of_band(kube: Kube, namespace: str, kafka_admin) -> N
         return current if current["status"]["topicId"] != first_id else None
 
     obj = wait_for("status shows the new topic id", status_has_new_id, 20)
-    facts = kafka_check.describe(kafka_admin, enforced)
+    facts = helpers.describe(kafka_admin, enforced)
     assert facts is not None and facts.partitions == 2 and facts.overrides["min.insync.replicas"] == "2"
     reverted = wait_for(
         "recreate event",
@@ -146,7 +136,7 @@ def test_topic_deleted_out_of_band(kube: Kube, namespace: str, kafka_admin) -> N
 
     obj = reason_of(kube, namespace, "missing", "Drifted", "DriftDetected", timeout=4 * SWEEP + 5)
     assert [d["key"] for d in obj["status"]["drift"]] == ["topic"]
-    assert kafka_check.describe(kafka_admin, reported) is None
+    assert helpers.describe(kafka_admin, reported) is None
 
 
 def test_replica_health_follows_broker_failures(
@@ -195,10 +185,10 @@ def test_audit_finds_weak_topics_and_broker_defaults(
     by_hand = f"{namespace}.by-hand"
     auto = f"{namespace}.auto-created"
     managed = f"{namespace}.managed"
-    kafka_check.create(kafka_admin, by_hand, 1, 1, {})
+    helpers.create(kafka_admin, by_hand, 1, 1, {})
     producer = Producer({"bootstrap.servers": bootstrap, "allow.auto.create.topics": True})
     deadline = time.monotonic() + 30
-    while auto not in kafka_check.list_topics(kafka_admin) and time.monotonic() < deadline:
+    while auto not in helpers.list_topics(kafka_admin) and time.monotonic() < deadline:
         producer.produce(auto, b"x")
         producer.flush(5)
         time.sleep(0.5)
@@ -229,7 +219,7 @@ def test_audit_finds_weak_topics_and_broker_defaults(
         assert not any(s == f"topic/{managed}" for s, _ in subjects), (
             "managed topics hold their own overrides"
         )
-        facts = kafka_check.describe(kafka_admin, managed)
+        facts = helpers.describe(kafka_admin, managed)
         assert facts is not None
         assert facts.overrides["unclean.leader.election.enable"] == "false"
         assert facts.effective["unclean.leader.election.enable"] == "false"

@@ -26,14 +26,13 @@ from typing import Any
 import pytest
 import yaml
 
-from durabletopic import crd
-from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
-from durabletopic.settings import read_client_properties
-from tests.e2e import kafka_check
-from tests.e2e.kube import Kube, condition
-from tests.e2e.operator_proc import OperatorProcess
-from tests.e2e.test_drift_health_audit import metric_value
-from tests.e2e.test_reconcile import ready, reason_of
+from durabletopic.adapters.kafka.admin import KafkaAdmin
+from durabletopic.adapters.kafka.clientconfig import read_client_properties
+from durabletopic.core import crd
+from durabletopic.loop.ports import KafkaAdminError
+from tests.e2e import helpers
+from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of
+from tests.testbed.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.testbed]
 
@@ -326,7 +325,7 @@ def test_operator_authenticates_and_keeps_the_secret(  # type: ignore[no-untyped
             namespace, "authed", {"topicName": topic, "partitions": 2, "config": {"retention.ms": "7200000"}}
         )
         obj = ready(kube, namespace, "authed", timeout=60)
-        facts = kafka_check.describe(kafka_admin, topic)
+        facts = helpers.describe(kafka_admin, topic)
         assert facts is not None
         assert (facts.partitions, facts.replication_factor) == (2, 3)
         assert facts.overrides["min.insync.replicas"] == "2"
@@ -335,11 +334,11 @@ def test_operator_authenticates_and_keeps_the_secret(  # type: ignore[no-untyped
 
         # An RF 1 topic adopted with RF 3: the partition reassignment goes through kafka-python.
         grown = f"{namespace}.grown"
-        kafka_check.create(kafka_admin, grown, 2, 1, {})
+        helpers.create(kafka_admin, grown, 2, 1, {})
         kube.create(namespace, "grown", {"topicName": grown, "partitions": 2})
         obj = ready(kube, namespace, "grown", timeout=120)
         assert obj["status"]["replicasChange"]["state"] == "Done"
-        facts = kafka_check.describe(kafka_admin, grown)
+        facts = helpers.describe(kafka_admin, grown)
         assert facts is not None and facts.replication_factor == 3
         metrics = proc.metrics()
         assert (

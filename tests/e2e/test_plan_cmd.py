@@ -10,47 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.e2e import kafka_check
+from tests.e2e import helpers
+from tests.e2e.helpers import snapshot
 
 pytestmark = [pytest.mark.testbed]
-
-
-def snapshot(admin: AdminClient, timeout: float = 20) -> dict[str, Any]:
-    """Every topic in the cluster: id, replica lists per partition, and every config with its source.
-
-    Right after a topic is created, a broker that has not yet seen it answers UNKNOWN_TOPIC_OR_PART:
-    that is retried for a while.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return _snapshot(admin)
-        except KafkaException as error:
-            if error.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _snapshot(admin: AdminClient) -> dict[str, Any]:
-    names = sorted(admin.list_topics(timeout=10).topics)
-    if not names:
-        return {}
-    described = admin.describe_topics(TopicCollection(names), request_timeout=15)
-    resources = {name: ConfigResource(ResourceType.TOPIC, name) for name in names}
-    configured = admin.describe_configs(list(resources.values()), request_timeout=15)
-    out: dict[str, Any] = {}
-    for name in names:
-        description = described[name].result()
-        entries = configured[resources[name]].result()
-        out[name] = {
-            "id": str(description.topic_id),
-            "partitions": sorted((p.id, tuple(r.id for r in p.replicas)) for p in description.partitions),
-            "configs": {key: (entry.value, str(entry.source)) for key, entry in sorted(entries.items())},
-        }
-    return out
 
 
 def create_topic(admin: AdminClient, name: str, partitions: int, rf: int, configs: dict[str, str]) -> None:
@@ -59,7 +25,7 @@ def create_topic(admin: AdminClient, name: str, partitions: int, rf: int, config
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if kafka_check.describe(admin, name) is not None:
+            if helpers.describe(admin, name) is not None:
                 return
         except KafkaException as error:
             if error.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
@@ -183,7 +149,7 @@ def test_plan_reports_and_changes_nothing(
     assert weak_actions == [{"action": "alter", "configs": {"min.insync.replicas": {"from": "1", "to": "2"}}}]
 
     assert snapshot(kafka_admin) == before, "plan changed Kafka"
-    assert missing not in kafka_check.list_topics(kafka_admin)
+    assert missing not in helpers.list_topics(kafka_admin)
 
 
 def test_invalid_manifest_is_a_refusal(tmp_path: Path, bootstrap_servers: str, unique: str) -> None:

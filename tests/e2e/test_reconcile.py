@@ -9,33 +9,10 @@ import time
 
 import pytest
 
-from tests.e2e import kafka_check
-from tests.e2e.kube import Kube, condition, wait_for
+from tests.e2e import helpers
+from tests.e2e.helpers import Kube, condition, ready, reason_of, wait_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("operator")]
-
-
-def ready(kube: Kube, namespace: str, name: str, timeout: float = 30) -> dict:  # type: ignore[type-arg]
-    def probe() -> dict | None:  # type: ignore[type-arg]
-        obj = kube.get(namespace, name)
-        c = condition(obj, "Ready")
-        ok = (
-            c
-            and c["status"] == "True"
-            and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
-        )
-        return obj if ok else None
-
-    return wait_for(f"{namespace}/{name} Ready", probe, timeout)
-
-
-def reason_of(kube: Kube, namespace: str, name: str, kind: str, reason: str, timeout: float = 30) -> dict:  # type: ignore[type-arg]
-    def probe() -> dict | None:  # type: ignore[type-arg]
-        obj = kube.get(namespace, name)
-        c = condition(obj, kind)
-        return obj if c and c["status"] == "True" and c["reason"] == reason else None
-
-    return wait_for(f"{namespace}/{name} {kind}/{reason}", probe, timeout)
 
 
 def test_create_enforces_durability(kube: Kube, namespace: str, kafka_admin) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +22,7 @@ def test_create_enforces_durability(kube: Kube, namespace: str, kafka_admin) -> 
     )
     obj = ready(kube, namespace, "orders")
 
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None
     assert (facts.partitions, facts.replication_factor) == (3, 3)
     assert facts.overrides["min.insync.replicas"] == "2"
@@ -82,7 +59,7 @@ def test_below_floor_is_refused_and_nothing_created(kube: Kube, namespace: str, 
     message = condition(obj, "Stalled")["message"]  # type: ignore[index]
     assert "spec.replicationFactor" in message and "floor of 3" in message
     assert "spec.minInSyncReplicas" in message
-    assert kafka_check.describe(kafka_admin, topic) is None
+    assert helpers.describe(kafka_admin, topic) is None
 
 
 def test_insufficient_brokers_and_invalid_config(kube: Kube, namespace: str, kafka_admin) -> None:  # type: ignore[no-untyped-def]
@@ -93,20 +70,18 @@ def test_insufficient_brokers_and_invalid_config(kube: Kube, namespace: str, kaf
     reason_of(kube, namespace, "big", "Stalled", "InsufficientBrokers")
     obj = reason_of(kube, namespace, "bad", "Stalled", "InvalidConfig")
     assert "retention.ms" in condition(obj, "Stalled")["message"]  # type: ignore[index]
-    assert kafka_check.describe(kafka_admin, big) is None
-    assert kafka_check.describe(kafka_admin, bad) is None
+    assert helpers.describe(kafka_admin, big) is None
+    assert helpers.describe(kafka_admin, bad) is None
 
 
 def test_adopt_keeps_data_and_sets_durability_incrementally(kube: Kube, namespace: str, kafka_admin) -> None:  # type: ignore[no-untyped-def]
     topic = f"{namespace}.legacy"
-    before = kafka_check.create(
-        kafka_admin, topic, 1, 3, {"min.insync.replicas": "1", "retention.ms": "1234567"}
-    )
+    before = helpers.create(kafka_admin, topic, 1, 3, {"min.insync.replicas": "1", "retention.ms": "1234567"})
 
     kube.create(namespace, "legacy", {"topicName": topic, "partitions": 2})
     obj = ready(kube, namespace, "legacy")
 
-    after = kafka_check.describe(kafka_admin, topic)
+    after = helpers.describe(kafka_admin, topic)
     assert after is not None
     assert after.topic_id == before.topic_id == obj["status"]["topicId"]
     assert after.partitions == 2
@@ -124,7 +99,7 @@ def test_update_grows_partitions_refuses_shrink_and_applies_config(
     ready(kube, namespace, "grow")
     kube.patch(namespace, "grow", {"spec": {"partitions": 4, "config": {"cleanup.policy": "compact"}}})
     ready(kube, namespace, "grow")
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 4
     assert facts.overrides["cleanup.policy"] == "compact"
     assert facts.overrides["min.insync.replicas"] == "2"
@@ -138,7 +113,7 @@ def test_delete_retain_keeps_topic(kube: Kube, namespace: str, kafka_admin) -> N
     kube.delete(namespace, "kept")
     wait_for("object gone", lambda: not kube.exists(namespace, "kept"), 15)
     time.sleep(1)
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.topic_id == obj["status"]["topicId"]
 
 
@@ -150,7 +125,7 @@ def test_delete_policy_deletes_topic(kube: Kube, namespace: str, kafka_admin) ->
     assert obj["status"]["topicId"]
     kube.delete(namespace, "gone")
     wait_for("object gone", lambda: not kube.exists(namespace, "gone"), 30)
-    wait_for("topic deleted", lambda: kafka_check.describe(kafka_admin, topic) is None, 30)
+    wait_for("topic deleted", lambda: helpers.describe(kafka_admin, topic) is None, 30)
 
 
 def test_conflict_older_owns_and_loser_never_deletes(kube: Kube, namespace: str, kafka_admin) -> None:  # type: ignore[no-untyped-def]
@@ -161,11 +136,11 @@ def test_conflict_older_owns_and_loser_never_deletes(kube: Kube, namespace: str,
     kube.create(namespace, "second", {"topicName": topic, "partitions": 2, "deletionPolicy": "Delete"})
     loser = reason_of(kube, namespace, "second", "Stalled", "TopicConflict")
     assert f"{namespace}/first" in condition(loser, "Stalled")["message"]  # type: ignore[index]
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 1
     kube.delete(namespace, "second")
     wait_for("loser gone", lambda: not kube.exists(namespace, "second"), 30)
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.topic_id == owner["status"]["topicId"]
 
 
@@ -177,11 +152,11 @@ def test_paused_makes_no_kafka_changes(kube: Kube, namespace: str, kafka_admin) 
     reason_of(kube, namespace, "paused", "Paused", "Paused")
     kube.patch(namespace, "paused", {"spec": {"partitions": 3}})
     time.sleep(3)
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 1
     kube.patch(namespace, "paused", {"metadata": {"annotations": {"durabletopic.dev/paused": None}}})
     ready(kube, namespace, "paused")
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 3
     assert condition(kube.get(namespace, "paused"), "Paused") is None
 
@@ -196,7 +171,7 @@ def test_operator_restart_resumes(kube: Kube, namespace: str, kafka_admin, opera
     finally:
         operator.start()
     ready(kube, namespace, "restart")
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.partitions == 2
 
 

@@ -11,12 +11,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
 
-from durabletopic.kafka.reassign import Reassigner
-from tests.e2e import kafka_check
-from tests.e2e.kube import Kube, condition
-from tests.e2e.operator_proc import OperatorProcess
-from tests.e2e.test_drift_health_audit import metric_value
-from tests.e2e.test_reconcile import ready, reason_of
+from durabletopic.adapters.kafka.reassign import Reassigner
+from tests.e2e import helpers
+from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of
+from tests.testbed.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.testbed]
 
@@ -109,7 +107,7 @@ def test_rf_1_to_3_survives_an_operator_crash(
     kube: Kube, namespace: str, kafka_admin, testbed, slow_operator: OperatorProcess
 ) -> None:  # type: ignore[no-untyped-def]
     topic = f"{namespace}.grow-rf"
-    kafka_check.create(kafka_admin, topic, 3, 1, {})
+    helpers.create(kafka_admin, topic, 3, 1, {})
     produce(testbed.bootstrap_servers, topic, MESSAGES)
 
     kube.create(namespace, "grow-rf", {"topicName": topic, "partitions": 3})
@@ -117,7 +115,7 @@ def test_rf_1_to_3_survives_an_operator_crash(
     obj = kube.get(namespace, "grow-rf")
     assert obj["status"]["replicasChange"]["state"] in ("Ongoing", "Pending")
     assert obj["status"]["replicasChange"]["targetReplicationFactor"] == 3
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None
     assert facts.overrides.get("leader.replication.throttled.replicas") == "*"
     assert facts.overrides.get("follower.replication.throttled.replicas") == "*"
@@ -139,7 +137,7 @@ def test_rf_1_to_3_survives_an_operator_crash(
     )
     assert restarted_moves in (None, 0.0), "the restarted operator must not start a second reassignment"
 
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.replication_factor == 3
     assert facts.overrides["min.insync.replicas"] == "2"
     assert not any(k.endswith("throttled.replicas") for k in facts.overrides)
@@ -183,6 +181,6 @@ def test_unsafe_or_impossible_changes_are_refused(kube: Kube, namespace: str, ka
     obj = reason_of(kube, namespace, "fixed-rf", "Stalled", "InsufficientBrokers")
     assert "nothing is moved" in condition(obj, "Stalled")["message"]  # type: ignore[index]
     time.sleep(1)
-    facts = kafka_check.describe(kafka_admin, topic)
+    facts = helpers.describe(kafka_admin, topic)
     assert facts is not None and facts.replication_factor == 3
     assert topic not in ongoing(testbed.bootstrap_servers)

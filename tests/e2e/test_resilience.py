@@ -10,11 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e import kafka_check
-from tests.e2e.kube import Kube, condition, wait_for
-from tests.e2e.operator_proc import OPERATOR_NAMESPACE, OperatorProcess
-from tests.e2e.test_drift_health_audit import metric_value
-from tests.e2e.test_reconcile import ready, reason_of
+from tests.e2e import helpers
+from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of, wait_for
+from tests.testbed.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
 pytestmark = [pytest.mark.testbed]
 
@@ -48,7 +46,7 @@ def test_kafka_outage(
     ready(kube, namespace, "during", timeout=15)
     ready(kube, namespace, "before", timeout=max(1.0, 15 - (time.monotonic() - back)))
     # the test's own long-lived client may need a moment to find the restarted brokers
-    facts = wait_for("topic readable", lambda: kafka_check.describe(kafka_admin, during), 30)
+    facts = wait_for("topic readable", lambda: helpers.describe(kafka_admin, during), 30)
     assert facts.overrides["min.insync.replicas"] == "2"
     assert metric_value(operator.metrics(), "durabletopic_kafka_up") == 1.0
 
@@ -175,10 +173,10 @@ def test_operator_crashes_during_a_bulk_apply(
         i["metadata"]["name"] for i in items if (condition(i, "Stalled") or {}).get("status") == "True"
     ]
     for name in rng.sample(names, 10):
-        facts = kafka_check.describe(kafka_admin, f"{namespace}.{name}")
+        facts = helpers.describe(kafka_admin, f"{namespace}.{name}")
         assert facts is not None
         assert (facts.partitions, facts.replication_factor) == (1, 3)
         assert facts.overrides["min.insync.replicas"] == "2"
         assert facts.overrides["unclean.leader.election.enable"] == "false"
-    topics = kafka_check.list_topics(kafka_admin)
+    topics = helpers.list_topics(kafka_admin)
     assert {f"{namespace}.{name}" for name in names} <= topics

@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from durabletopic.kafka import KafkaAdmin, KafkaUnavailable, NewTopicRequest, TopicError
-from durabletopic.model import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION, ObservedTopic
+from durabletopic.adapters.kafka import KafkaAdmin, KafkaUnavailable, TopicError
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION
+from durabletopic.core.model import ObservedTopic
+from durabletopic.core.plan import CreateTopic
 from tests.testbed import Testbed
 
 T = TypeVar("T")
@@ -72,7 +74,7 @@ async def describe_existing(admin: KafkaAdmin, names: Collection[str]) -> dict[s
     return {n: t for n, t in found.items() if t is not None}
 
 
-async def create(admin: KafkaAdmin, *topics: NewTopicRequest) -> None:
+async def create(admin: KafkaAdmin, *topics: CreateTopic) -> None:
     assert await admin.create_topics(topics) == {t.name: None for t in topics}
     await describe_existing(admin, [t.name for t in topics])
 
@@ -84,8 +86,8 @@ async def test_describe_several_topics_in_one_call(
     durable, plain, missing = f"{unique}-durable", f"{unique}-plain", f"{unique}-missing"
     await create(
         admin,
-        NewTopicRequest(durable, 3, 3, {MIN_INSYNC_REPLICAS: "2", RETENTION: "3600000"}),
-        NewTopicRequest(plain, 1, 2, {}),
+        CreateTopic(durable, 3, 3, {MIN_INSYNC_REPLICAS: "2", RETENTION: "3600000"}),
+        CreateTopic(plain, 1, 2, {}),
     )
     await eventually(
         lambda: admin.describe_topics([durable]),
@@ -123,9 +125,9 @@ async def test_create_batch_reports_errors_per_topic(
 ) -> None:
     good = [f"{unique}-good-{i}" for i in range(3)]
     bad_config, bad_rf = f"{unique}-bad-config", f"{unique}-bad-rf"
-    batch = [NewTopicRequest(name, 2, 3, {MIN_INSYNC_REPLICAS: "2"}) for name in good]
-    batch.insert(1, NewTopicRequest(bad_config, 1, 3, {MIN_INSYNC_REPLICAS: "two"}))
-    batch.append(NewTopicRequest(bad_rf, 1, 5, {}))
+    batch = [CreateTopic(name, 2, 3, {MIN_INSYNC_REPLICAS: "2"}) for name in good]
+    batch.insert(1, CreateTopic(bad_config, 1, 3, {MIN_INSYNC_REPLICAS: "two"}))
+    batch.append(CreateTopic(bad_rf, 1, 5, {}))
 
     results = await admin.create_topics(batch)
 
@@ -140,7 +142,7 @@ async def test_create_batch_reports_errors_per_topic(
     assert (await admin.describe_topics([bad_config, bad_rf])) == {bad_config: None, bad_rf: None}
     assert set(good) <= await admin.list_topics()
 
-    again = await admin.create_topics([NewTopicRequest(good[0], 2, 3, {})])
+    again = await admin.create_topics([CreateTopic(good[0], 2, 3, {})])
     assert code(again[good[0]]) == "TOPIC_ALREADY_EXISTS"
 
 
@@ -149,7 +151,7 @@ async def test_alter_configs_is_incremental(admin: KafkaAdmin, requests: Request
     name, missing = f"{unique}-alter", f"{unique}-missing"
     await create(
         admin,
-        NewTopicRequest(name, 1, 3, {MIN_INSYNC_REPLICAS: "1", RETENTION: "3600000", "segment.ms": "600000"}),
+        CreateTopic(name, 1, 3, {MIN_INSYNC_REPLICAS: "1", RETENTION: "3600000", "segment.ms": "600000"}),
     )
     requests.clear()
 
@@ -180,7 +182,7 @@ async def test_alter_configs_is_incremental(admin: KafkaAdmin, requests: Request
 @pytest.mark.testbed
 async def test_create_partitions(admin: KafkaAdmin, requests: Requests, unique: str) -> None:
     grow, shrink = f"{unique}-grow", f"{unique}-shrink"
-    await create(admin, NewTopicRequest(grow, 1, 3, {}), NewTopicRequest(shrink, 3, 3, {}))
+    await create(admin, CreateTopic(grow, 1, 3, {}), CreateTopic(shrink, 3, 3, {}))
     requests.clear()
 
     results = await admin.create_partitions({grow: 4, shrink: 2})
@@ -202,7 +204,7 @@ async def test_create_partitions(admin: KafkaAdmin, requests: Requests, unique: 
 @pytest.mark.testbed
 async def test_delete_topics(admin: KafkaAdmin, requests: Requests, unique: str) -> None:
     doomed, missing = f"{unique}-doomed", f"{unique}-missing"
-    await create(admin, NewTopicRequest(doomed, 1, 3, {}))
+    await create(admin, CreateTopic(doomed, 1, 3, {}))
     requests.clear()
 
     results = await admin.delete_topics([doomed, missing])
@@ -222,9 +224,7 @@ async def test_describe_request_count_is_two_per_chunk(bootstrap_servers: str, u
     admin = KafkaAdmin(bootstrap_servers, chunk_size=3, on_request=requests)
     names = [f"{unique}-n{i}" for i in range(7)]
     try:
-        assert await admin.create_topics([NewTopicRequest(n, 1, 3, {}) for n in names]) == dict.fromkeys(
-            names
-        )
+        assert await admin.create_topics([CreateTopic(n, 1, 3, {}) for n in names]) == dict.fromkeys(names)
         assert requests.ops() == ["create_topics"] * math.ceil(len(names) / 3)
         await describe_existing(admin, names)
         requests.clear()
@@ -280,7 +280,7 @@ async def test_unreachable_cluster_raises_kafka_unavailable_in_time(requests: Re
         admin.describe_cluster,
         lambda: admin.describe_topics(["a", "b"]),
         admin.list_topics,
-        lambda: admin.create_topics([NewTopicRequest("a", 1, 1, {})]),
+        lambda: admin.create_topics([CreateTopic("a", 1, 1, {})]),
         lambda: admin.alter_configs({"a": {MIN_INSYNC_REPLICAS: "2"}}),
     ]
     try:

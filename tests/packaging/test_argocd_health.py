@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from durabletopic.status import conditions_for_error, merge_conditions, summary_conditions
+from durabletopic.core.conditions import conditions_for_error, merge_conditions, summary_conditions
 from tests.packaging.conftest import DEPLOY, run
 
 HEALTH_LUA = DEPLOY / "argocd" / "health.lua"

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from durabletopic.metrics import Metrics
-from durabletopic.settings import ENV_PREFIX, OperatorSettings, read_client_properties
+from durabletopic.adapters.kafka.clientconfig import read_client_properties
+from durabletopic.adapters.prometheus import Metrics
+from durabletopic.app.settings import ENV_PREFIX, OperatorSettings
 from tests.packaging.conftest import CHART, DEPLOY, ROOT, Render, by_kind, docs, one, rule_set, run
 
 KAFKA_DIR = "/etc/durabletopic/kafka"

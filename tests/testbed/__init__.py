@@ -1,8 +1,21 @@
-"""The local test bed: Kafka (KRaft) and a Kubernetes control plane on 127.0.0.1.
+"""The local test bed: Kafka (KRaft) and a Kubernetes control plane on 127.0.0.1, used by the tests, the
+benchmarks and `make demo` alike.
 
-See :mod:`tests.testbed.bed` for the environment variables and ``python -m tests.testbed --help``.
+:mod:`tests.testbed.config` says what it runs and how to change it (environment variables),
+:mod:`tests.testbed.bed` runs it, :mod:`tests.testbed.operator_process` runs the operator against it;
+``python -m tests.testbed --help``.
 """
 
-from .bed import BROKER_IDS, KubectlError, PortBusyError, Ports, Testbed, TestbedError
+from .bed import Testbed
+from .config import BROKER_IDS, K8S_VERSION, KAFKA_VERSION, KubectlError, PortBusyError, Ports, TestbedError
 
-__all__ = ["BROKER_IDS", "KubectlError", "PortBusyError", "Ports", "Testbed", "TestbedError"]
+__all__ = [
+    "BROKER_IDS",
+    "K8S_VERSION",
+    "KAFKA_VERSION",
+    "KubectlError",
+    "PortBusyError",
+    "Ports",
+    "Testbed",
+    "TestbedError",
+]

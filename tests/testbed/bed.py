@@ -1,63 +1,17 @@
-"""A real local test bed: Kafka 4 in KRaft mode and a Kubernetes control plane, all on 127.0.0.1.
+"""The test bed's processes: start them (or adopt running ones), break them on purpose, stop them.
 
-Processes (each in its own session, pids and start times recorded in ``STATE_DIR/state.json``):
-
-* ``kafka-controller`` - KRaft controller, node.id 0
-* ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3; each has four
-  listeners: ``PLAINTEXT`` (the default bootstrap, ``bootstrap_servers``; inter-broker traffic too),
-  ``SASL_PLAINTEXT`` (``bootstrap_servers_sasl``), ``SASL_SSL`` (``bootstrap_servers_sasl_ssl``), both
-  with mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and ``SSL`` with a client certificate
-  required (``bootstrap_servers_ssl``). One user, ``operator`` (``kafka_security.username`` /
-  ``.password``); the TLS material is PEM (CA ``kafka_security.ca_file``, client certificate and key);
-  see :mod:`tests.testbed.security`. ``kafka_client_properties(protocol, mechanism)`` gives the
-  librdkafka properties of a client. The controller listener stays PLAINTEXT; there is no authorizer.
-* ``etcd`` - etcd with ``--unsafe-no-fsync``
-* ``kube-apiserver`` - RBAC, a token file (an admin in system:masters and a ``nobody`` user with no
-  bindings), service-account keys, a self-signed serving certificate
-* ``kube-controller-manager`` - namespace, garbage-collector, serviceaccount(-token), deployment,
-  replicaset and root-ca publisher controllers (no scheduler, no kubelet: Pods stay Pending)
-
-Environment variables (constructor arguments win over them):
-
-``DURABLETOPIC_CACHE``
-    where ``tests/testbed/install.sh`` put the programs (default ``~/.cache/durabletopic``)
-``DURABLETOPIC_TESTBED_DIR``
-    state directory: data, logs, configs, kubeconfig, state.json (default ``$DURABLETOPIC_CACHE/testbed``)
-``DURABLETOPIC_TESTBED_PORT_BASE``
-    first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
-    PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
-    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver).
-    Keep every port below the kernel's ephemeral range (``ip_local_port_range``, usually from 32768):
-    a port inside it can be taken by a client's self-connection while its broker is down (TCP
-    simultaneous open), and the restarted broker then fails with "Address already in use".
-``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
-``..._PORT_BROKER_1_SASL`` .., ``..._PORT_BROKER_1_SSL`` .., ``..._PORT_BROKER_1_SASL_SSL`` ..,
-``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
-    one port each, overriding the base
-``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
-``DURABLETOPIC_HELM_VERSION``
-    the versions to take from the cache (defaults as in install.sh)
-``DURABLETOPIC_TESTBED_JAVA``
-    the java binary (default ``$JAVA_HOME/bin/java``, else ``java`` on PATH)
-``DURABLETOPIC_TESTBED_JAVA_OPTS``
-    JVM options of every Kafka process, replacing the defaults (serial GC, C1 only)
-``DURABLETOPIC_TESTBED_KAFKA_HEAP``
-    maximum heap of each Kafka node (default 384m)
-
-A test bed already running in the same state directory (live recorded pids, healthy endpoints) is
-reused, never started twice. Runtime data is wiped at ``down()`` and at every fresh ``up()``; the logs
-stay in ``STATE_DIR/logs`` until the next fresh ``up()``. The Kafka TLS material and the SASL password
-are made once per state directory (``STATE_DIR/kafka-security``) and kept.
+What they are, their ports, files and command lines, and the environment variables that change
+them: see :mod:`tests.testbed.config`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import ssl
@@ -66,12 +20,28 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
+from .config import (
+    BROKER_IDS,
+    ENV_PREFIX,
+    STATE_FORMAT,
+    STOP_ORDER,
+    KubectlError,
+    Layout,
+    PortBusyError,
+    Ports,
+    TestbedError,
+    ephemeral_port_range,
+    kafka_name,
+    kafka_properties,
+    new_kafka_uuid,
+    token_file_text,
+    write_kubeconfig,
+)
 from .procs import (
     is_alive,
     kafka_serves,
@@ -88,163 +58,6 @@ from .security import KafkaSecurity
 __all__ = ["BROKER_IDS", "KubectlError", "PortBusyError", "Ports", "Testbed", "TestbedError"]
 
 log = logging.getLogger(__name__)
-
-BROKER_IDS: Final = (1, 2, 3)
-DEFAULT_PORT_BASE: Final = 29400
-KAFKA_VERSION: Final = "4.3.1"
-K8S_VERSION: Final = "v1.37.2"
-ETCD_VERSION: Final = "v3.6.16"
-HELM_VERSION: Final = "v3.22.0"
-DEFAULT_JAVA_OPTS: Final = (
-    "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",
-    "-XX:+ExitOnOutOfMemoryError",
-    "-Djava.awt.headless=true",
-)
-STATE_FORMAT: Final = 1
-KUBE_CONTROLLERS: Final = (
-    "namespace-controller",
-    "garbage-collector-controller",
-    "serviceaccount-controller",
-    "serviceaccount-token-controller",
-    "deployment-controller",
-    "replicaset-controller",
-    "root-ca-certificate-publisher-controller",
-)
-# down() kills in this order: brokers first (a broker told to stop waits for the controller forever).
-STOP_ORDER: Final = (
-    "broker-1",
-    "broker-2",
-    "broker-3",
-    "kafka-controller",
-    "kube-controller-manager",
-    "kube-apiserver",
-    "etcd",
-)
-
-_ENV_PREFIX: Final = "DURABLETOPIC_TESTBED_"
-# Listener (security protocol) -> suffix of its port fields in Ports.
-_LISTENER_PORT_SUFFIX: Final = {
-    "PLAINTEXT": "",
-    "SASL_PLAINTEXT": "_sasl",
-    "SSL": "_ssl",
-    "SASL_SSL": "_sasl_ssl",
-}
-
-
-class TestbedError(RuntimeError):
-    """The test bed cannot be started, reused or stopped; the message says why and what to do."""
-
-    __test__ = False  # not a test class, whatever pytest thinks of the name
-
-
-class PortBusyError(TestbedError):
-    """A port the test bed needs is taken by something that is not a healthy test bed of ours."""
-
-    def __init__(self, port: int, service: str, owner: str, state_dir: Path) -> None:
-        self.port = port
-        self.service = service
-        by = f" by {owner}" if owner else ""
-        super().__init__(
-            f"port {port} (for {service}) is already in use{by}, and it is not a healthy test bed "
-            f"recorded in {state_dir}. Stop whatever holds it, or choose other ports with "
-            f"{_ENV_PREFIX}PORT_BASE (or {_ENV_PREFIX}PORT_<SERVICE>)."
-        )
-
-
-class KubectlError(subprocess.CalledProcessError):
-    """kubectl failed; unlike CalledProcessError, the message includes what kubectl said."""
-
-    def __str__(self) -> str:
-        said = (self.stderr or self.stdout or "").strip()
-        return f"{super().__str__()}\n{said}"
-
-
-@dataclass(frozen=True)
-class Ports:
-    """The TCP ports of one test bed, all on 127.0.0.1."""
-
-    kafka_controller: int
-    broker_1: int
-    broker_2: int
-    broker_3: int
-    etcd: int
-    etcd_peer: int
-    apiserver: int
-    # The authenticated listeners of the brokers; 0 in the record of a bed started without them.
-    broker_1_sasl: int = 0
-    broker_2_sasl: int = 0
-    broker_3_sasl: int = 0
-    broker_1_ssl: int = 0
-    broker_2_ssl: int = 0
-    broker_3_ssl: int = 0
-    broker_1_sasl_ssl: int = 0
-    broker_2_sasl_ssl: int = 0
-    broker_3_sasl_ssl: int = 0
-
-    @classmethod
-    def from_base(cls, base: int) -> Ports:
-        return cls(
-            base,
-            base + 1,
-            base + 2,
-            base + 3,
-            base + 10,
-            base + 11,
-            base + 43,
-            *(base + 21, base + 22, base + 23),
-            *(base + 25, base + 26, base + 27),
-            *(base + 31, base + 32, base + 33),
-        )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ports:
-        base = int(env.get(f"{_ENV_PREFIX}PORT_BASE") or DEFAULT_PORT_BASE)
-        ports = asdict(cls.from_base(base))
-        for field in ports:
-            value = env.get(f"{_ENV_PREFIX}PORT_{field.upper()}")
-            if value:
-                ports[field] = int(value)
-        return cls(**ports)
-
-    def broker(self, node_id: int, protocol: str = "PLAINTEXT") -> int:
-        """Port of a broker's listener: PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (0: not there)."""
-        suffix = _LISTENER_PORT_SUFFIX[protocol]
-        port: int = getattr(self, f"broker_{node_id}{suffix}")
-        return port
-
-    def by_service(self) -> dict[str, int]:
-        """Port per service name (the names of STOP_ORDER, plus ``etcd-peer`` and ``broker-N-<listener>``)."""
-        extra = {
-            f"broker-{i}-{protocol.lower().replace('_', '-')}": self.broker(i, protocol)
-            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
-            for i in BROKER_IDS
-        }
-        return {
-            "kafka-controller": self.kafka_controller,
-            **{f"broker-{i}": self.broker(i) for i in BROKER_IDS},
-            "etcd": self.etcd,
-            "etcd-peer": self.etcd_peer,
-            "kube-apiserver": self.apiserver,
-            **{name: port for name, port in extra.items() if port},
-        }
-
-
-def _ephemeral_port_range() -> tuple[int, int]:
-    """The local ports the kernel hands out to outgoing connections (ip_local_port_range)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def _new_kafka_uuid() -> str:
-    """What ``kafka-storage.sh random-uuid`` prints: 16 random bytes, URL-safe base64, no padding."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not text.startswith("-"):
-            return text
 
 
 class Testbed:
@@ -266,37 +79,15 @@ class Testbed:
         env: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if env is None else env
-        self.cache_dir = Path(
-            cache_dir or env.get("DURABLETOPIC_CACHE") or Path.home() / ".cache" / "durabletopic"
-        ).expanduser()
-        self.state_dir = Path(
-            state_dir or env.get(f"{_ENV_PREFIX}DIR") or self.cache_dir / "testbed"
-        ).expanduser()
-        self.state_dir = self.state_dir.absolute()
+        self.layout = Layout.from_env(env, state_dir, cache_dir)
+        self.cache_dir = self.layout.cache_dir
+        self.state_dir = self.layout.state_dir
         if ports is not None:
             self._configured_ports = ports
         elif port_base is not None:
             self._configured_ports = Ports.from_base(port_base)
         else:
             self._configured_ports = Ports.from_env(env)
-        kafka_version = env.get("DURABLETOPIC_KAFKA_VERSION") or KAFKA_VERSION
-        k8s_version = env.get("DURABLETOPIC_K8S_VERSION") or K8S_VERSION
-        etcd_version = env.get("DURABLETOPIC_ETCD_VERSION") or ETCD_VERSION
-        helm_version = env.get("DURABLETOPIC_HELM_VERSION") or HELM_VERSION
-        self.kafka_home = self.cache_dir / f"kafka-{kafka_version}"
-        self.kubernetes_home = self.cache_dir / f"kubernetes-{k8s_version}"
-        self.etcd_home = self.cache_dir / f"etcd-{etcd_version}"
-        self.helm_home = self.cache_dir / f"helm-{helm_version}"
-        java_home = env.get("JAVA_HOME")
-        self.java = Path(
-            env.get(f"{_ENV_PREFIX}JAVA")
-            or (Path(java_home) / "bin" / "java" if java_home else None)
-            or shutil.which("java")
-            or "java"
-        )
-        opts = env.get(f"{_ENV_PREFIX}JAVA_OPTS")
-        self.java_opts: tuple[str, ...] = tuple(opts.split()) if opts is not None else DEFAULT_JAVA_OPTS
-        self.kafka_heap = env.get(f"{_ENV_PREFIX}KAFKA_HEAP") or "384m"
         self.started = False  # this instance started the running test bed
         self.reused = False  # this instance adopted a test bed that was already running
         self._state: dict[str, Any] | None = None
@@ -307,27 +98,15 @@ class Testbed:
 
     @property
     def kafka_libs(self) -> Path:
-        return self.kafka_home / "libs"
+        return self.layout.kafka_libs
 
     @property
     def kubectl_path(self) -> Path:
-        return self.kubernetes_home / "bin" / "kubectl"
-
-    @property
-    def kube_apiserver_path(self) -> Path:
-        return self.kubernetes_home / "bin" / "kube-apiserver"
-
-    @property
-    def kube_controller_manager_path(self) -> Path:
-        return self.kubernetes_home / "bin" / "kube-controller-manager"
-
-    @property
-    def etcd_path(self) -> Path:
-        return self.etcd_home / "bin" / "etcd"
+        return self.layout.kubectl
 
     @property
     def helm_path(self) -> Path:
-        return self.helm_home / "bin" / "helm"
+        return self.layout.helm
 
     @property
     def state_file(self) -> Path:
@@ -335,15 +114,11 @@ class Testbed:
 
     @property
     def logs_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return self.layout.logs_dir
 
     @property
     def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def config_dir(self) -> Path:
-        return self.state_dir / "config"
+        return self.layout.data_dir
 
     @property
     def kubeconfig(self) -> Path:
@@ -430,23 +205,9 @@ class Testbed:
 
     # ------------------------------------------------------------------ java helpers
 
-    def java_command(
-        self, main_class: str, *args: str, heap: str = "256m", log_file: Path | None = None
-    ) -> list[str]:
+    def java_command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
         """A command line running ``main_class`` from the Kafka jars with the test bed's log4j2 config."""
-        log_file = log_file or self.logs_dir / "kafka-tools.log"
-        return [
-            str(self.java),
-            "-Xms64m",
-            f"-Xmx{heap}",
-            *self.java_opts,
-            "-cp",
-            f"{self.kafka_libs}/*",
-            f"-Dlog4j2.configurationFile={self._log4j_config()}",
-            f"-Dtestbed.log.file={log_file}",
-            main_class,
-            *args,
-        ]
+        return self.layout.java_command(main_class, *args, heap=heap)
 
     def run_java(
         self, main_class: str, *args: str, check: bool = True, timeout: float = 120
@@ -492,32 +253,7 @@ class Testbed:
 
     def kubeconfig_for_token(self, token: str, path: Path | str, user: str = "token-user") -> Path:
         """Write a kubeconfig that talks to this API server as the holder of ``token``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cluster: dict[str, Any] = {"server": self.api_url}
-        ca = self.state_dir / "certs" / "apiserver.crt"
-        if ca.exists():
-            cluster["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
-        else:
-            cluster["insecure-skip-tls-verify"] = True
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "durabletopic-testbed", "cluster": cluster}],
-            "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": "durabletopic-testbed",
-                    "context": {"cluster": "durabletopic-testbed", "user": user, "namespace": "default"},
-                }
-            ],
-            "current-context": "durabletopic-testbed",
-        }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
-        return path
+        return write_kubeconfig(path, self.api_url, self.layout.certs_dir / "apiserver.crt", token, user)
 
     def kubectl(
         self,
@@ -792,7 +528,7 @@ class Testbed:
     # ------------------------------------------------------------------ internals: state
 
     def _down_hint(self) -> str:
-        return f"{_ENV_PREFIX}DIR={self.state_dir} {sys.executable} -m tests.testbed down"
+        return f"{ENV_PREFIX}DIR={self.state_dir} {sys.executable} -m tests.testbed down"
 
     def _load_state(self) -> dict[str, Any] | None:
         try:
@@ -839,23 +575,7 @@ class Testbed:
     # ------------------------------------------------------------------ internals: checks
 
     def _check_programs(self) -> None:
-        missing = [
-            str(p)
-            for p in (
-                self.kafka_home / ".complete",
-                self.etcd_home / ".complete",
-                self.kubernetes_home / ".complete",
-                self.etcd_path,
-                self.kube_apiserver_path,
-                self.kube_controller_manager_path,
-                self.kubectl_path,
-            )
-            if not p.exists()
-        ]
-        if shutil.which(str(self.java)) is None:
-            missing.append(f"java ({self.java})")
-        if shutil.which("openssl") is None:
-            missing.append("openssl")
+        missing = self.layout.programs_missing()
         if missing:
             raise TestbedError(
                 "the test bed's programs are not installed: "
@@ -871,7 +591,7 @@ class Testbed:
             seen[port] = service
             if not port_is_free(port):
                 raise PortBusyError(port, service, port_owner(port), self.state_dir)
-        low, high = _ephemeral_port_range()
+        low, high = ephemeral_port_range()
         inside = sorted(p for p in seen if low <= p <= high)
         if inside:
             log.warning(
@@ -882,105 +602,37 @@ class Testbed:
                 inside[-1],
                 low,
                 high,
-                _ENV_PREFIX,
+                ENV_PREFIX,
                 low - 50,
             )
 
     # ------------------------------------------------------------------ internals: start
 
-    def _log4j_config(self) -> Path:
-        path = self.config_dir / "log4j2.xml"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(_LOG4J2_XML)
-        return path
-
-    def _kafka_properties(self, node_id: int, ports: Ports) -> str:
-        voters = f"0@127.0.0.1:{ports.kafka_controller}"
-        protocols = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
-        common = {
-            "node.id": str(node_id),
-            "controller.quorum.voters": voters,
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": ",".join(
-                ["CONTROLLER:PLAINTEXT", *(f"{p}:{p}" for p in protocols)]
-            ),
-            "log.dirs": str(self.data_dir / self._kafka_name(node_id)),
-        }
-        if node_id == 0:
-            props = {
-                "process.roles": "controller",
-                "listeners": f"CONTROLLER://127.0.0.1:{ports.kafka_controller}",
-            }
-        else:
-            listener = ",".join(f"{p}://127.0.0.1:{ports.broker(node_id, p)}" for p in protocols)
-            props = {
-                "process.roles": "broker",
-                "broker.rack": f"r{node_id}",
-                "listeners": listener,
-                "advertised.listeners": listener,
-                "inter.broker.listener.name": "PLAINTEXT",
-                "offsets.topic.replication.factor": "3",
-                "transaction.state.log.replication.factor": "3",
-                "transaction.state.log.min.isr": "2",
-                "group.initial.rebalance.delay.ms": "0",
-                "num.network.threads": "2",
-                "num.io.threads": "4",
-                # Memory, not durability: the log cleaner allocates its 128 MB dedupe buffer on the heap,
-                # and every dynamic log.cleaner.* change starts a new cleaner before the old buffer is
-                # collected; with the default, the second such change kills a 384 MB broker (OOM).
-                "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-                # SASL_PLAINTEXT, SASL_SSL and SSL listeners: mechanisms, JAAS configs, PEM key store.
-                **self.kafka_security.broker_properties(),
-            }
-        lines = [f"{k}={v}" for k, v in {**common, **props}.items()]
-        return "# written by tests/testbed/bed.py\n" + "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _kafka_name(node_id: int) -> str:
-        return "kafka-controller" if node_id == 0 else f"broker-{node_id}"
-
     def _start(self, timeout: float) -> None:
         started_at = time.monotonic()
         ports = self._configured_ports
+        layout = self.layout
         for sub in ("data", "logs", "config", "certs"):
             shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             (self.state_dir / sub).mkdir(parents=True)
         for stale in (self.kubeconfig, self.state_dir / "kubeconfig-nobody"):
             stale.unlink(missing_ok=True)
-        import secrets
 
         self._state = {
             "format": STATE_FORMAT,
             "state_dir": str(self.state_dir),
             "ports": asdict(ports),
-            "cluster_id": _new_kafka_uuid(),
+            "cluster_id": new_kafka_uuid(),
             "tokens": {"admin": secrets.token_hex(24), "nobody": secrets.token_hex(24)},
             "started_at": time.time(),
             "starter_pid": os.getpid(),
             "procs": {},
         }
         self._save_state()
-        cfg = self.config_dir
+        cfg = layout.config_dir
 
         # etcd first: the API server needs it, and it starts in well under a second.
-        etcd_url = f"http://127.0.0.1:{ports.etcd}"
-        peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
-        self._spawn(
-            "etcd",
-            [
-                str(self.etcd_path),
-                "--name=testbed",
-                f"--data-dir={self.data_dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=testbed={peer_url}",
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
-        )
+        self._spawn("etcd", layout.etcd_argv(ports))
         sa_key = cfg / "service-account.key"
         openssl = subprocess.Popen(
             ["openssl", "genrsa", "-out", str(sa_key), "2048"],
@@ -993,14 +645,14 @@ class Testbed:
         self.kafka_security.ensure()
         formats: list[tuple[int, subprocess.Popen[bytes]]] = []
         for node_id in (0, *BROKER_IDS):
-            props = cfg / f"{self._kafka_name(node_id)}.properties"
-            props.write_text(self._kafka_properties(node_id, ports))
+            props = cfg / f"{kafka_name(node_id)}.properties"
+            props.write_text(kafka_properties(node_id, ports, layout.data_dir, self.kafka_security))
             props.chmod(0o600)  # the PLAIN user's password is in the JAAS config
             scram = self.kafka_security.format_args() if node_id == 0 else []
-            cmd = self.java_command(
+            cmd = layout.java_command(
                 "kafka.tools.StorageTool", "format", "-t", self._state["cluster_id"], "-c", str(props), *scram
             )
-            out = (self.logs_dir / f"format-{self._kafka_name(node_id)}.out").open("wb")
+            out = (self.logs_dir / f"format-{kafka_name(node_id)}.out").open("wb")
             with out:
                 formats.append(
                     (
@@ -1014,30 +666,10 @@ class Testbed:
             raise TestbedError(f"openssl genrsa failed: {openssl_err.decode(errors='replace')}")
         tokens = self._state["tokens"]
         token_file = cfg / "tokens.csv"
-        token_file.write_text(
-            f'{tokens["admin"]},admin,admin,"system:masters"\n{tokens["nobody"]},nobody,nobody\n'
-        )
+        token_file.write_text(token_file_text(tokens))
         token_file.chmod(0o600)
         self._wait(lambda: port_listens(ports.etcd), 30, f"etcd to listen on {ports.etcd}")
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(self.kube_apiserver_path),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports.apiserver}",
-                "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",
-                f"--cert-dir={self.state_dir / 'certs'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
-                f"--token-auth-file={token_file}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={sa_key}",
-                f"--service-account-signing-key-file={sa_key}",
-                "--profiling=false",
-            ],
-        )
+        self._spawn("kube-apiserver", layout.apiserver_argv(ports, token_file, sa_key))
 
         for node_id, proc in formats:
             try:
@@ -1046,21 +678,12 @@ class Testbed:
                 proc.kill()
                 rc = -1
             if rc != 0:
-                name = self._kafka_name(node_id)
+                name = kafka_name(node_id)
                 raise TestbedError(
                     f"formatting the storage of {name} failed:\n{tail(self.logs_dir / f'format-{name}.out')}"
                 )
         for node_id in (0, *BROKER_IDS):
-            name = self._kafka_name(node_id)
-            self._spawn(
-                name,
-                self.java_command(
-                    "kafka.Kafka",
-                    str(cfg / f"{name}.properties"),
-                    heap=self.kafka_heap,
-                    log_file=self.logs_dir / f"{name}.log",
-                ),
-            )
+            self._spawn(kafka_name(node_id), layout.kafka_argv(node_id))
 
         def remaining() -> float:
             return max(5.0, timeout - (time.monotonic() - started_at))
@@ -1068,19 +691,7 @@ class Testbed:
         self._wait_serving("kube-apiserver", remaining())
         self.kubeconfig_for_token(tokens["admin"], self.kubeconfig, user="admin")
         self.kubeconfig_for_token(tokens["nobody"], self.state_dir / "kubeconfig-nobody", user="nobody")
-        self._spawn(
-            "kube-controller-manager",
-            [
-                str(self.kube_controller_manager_path),
-                f"--kubeconfig={self.kubeconfig}",
-                "--leader-elect=false",
-                f"--controllers={','.join(KUBE_CONTROLLERS)}",
-                f"--service-account-private-key-file={sa_key}",
-                f"--root-ca-file={self.state_dir / 'certs' / 'apiserver.crt'}",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-            ],
-        )
+        self._spawn("kube-controller-manager", layout.controller_manager_argv(self.kubeconfig, sa_key))
         for node_id in BROKER_IDS:
             self._wait_serving(f"broker-{node_id}", remaining())
         self._wait_healthy(remaining())
@@ -1225,21 +836,3 @@ class Testbed:
         for path in (self.kubeconfig, self.state_dir / "kubeconfig-nobody", self.state_file):
             path.unlink(missing_ok=True)
         self._state = None
-
-
-_LOG4J2_XML: Final = """\
-<?xml version="1.0" encoding="UTF-8"?>
-<!-- written by tests/testbed/bed.py: one log file per Kafka process, named by -Dtestbed.log.file -->
-<Configuration status="WARN" shutdownHook="disable">
-  <Appenders>
-    <File name="file" fileName="${sys:testbed.log.file}" append="true">
-      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
-    </File>
-  </Appenders>
-  <Loggers>
-    <Root level="INFO"><AppenderRef ref="file"/></Root>
-    <Logger name="kafka.request.logger" level="WARN"/>
-    <Logger name="org.apache.kafka.common.utils.AppInfoParser" level="WARN"/>
-  </Loggers>
-</Configuration>
-"""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from durabletopic.audit import audit_cluster, render_table
-from durabletopic.model import ObservedTopic, PartitionState, Policy
+from durabletopic.commands.audit import render_table
+from durabletopic.core.audit import audit_cluster
+from durabletopic.core.model import ObservedTopic, PartitionState, Policy
 
 
 def topic(name: str, rf: int, min_isr: str, unclean: str = "false") -> ObservedTopic:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from durabletopic import clientprofile
 from durabletopic.cli import main
-from durabletopic.probe import ACKED, FAILED, Probe, ProbeConfig, producer_config
+from durabletopic.core import clientprofile
+from durabletopic.tools.probe import ACKED, FAILED, Probe, ProbeConfig, producer_config
 
 NOWHERE = "127.0.0.1:1"  # nothing listens there: the clients are built, never connected
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from durabletopic.drift import REPORTED, REVERTED, drifted_condition, judge_drift
-from durabletopic.plan import AlterConfigs, Difference, Severity, TopicPlan
+from durabletopic.core.conditions import drifted_condition
+from durabletopic.core.drift import REPORTED, REVERTED, Difference, judge_drift
+from durabletopic.core.plan import AlterConfigs, TopicPlan
+from durabletopic.core.reasons import Severity
 
 WEAK = Difference("min.insync.replicas", "2", "1", Severity.WEAKENING)
 GONE = Difference("topic", "present", "absent", Severity.WEAKENING)

@@ -11,16 +11,16 @@ import pytest
 from confluent_kafka import KafkaError, Node, TopicPartitionInfo, Uuid
 from confluent_kafka.admin import ConfigEntry, ConfigSource, DescribeClusterResult, TopicDescription
 
-from durabletopic.kafka import KafkaAdmin, KafkaAdminError, TopicError
-from durabletopic.kafka.admin import all_done, chunks, redact
-from durabletopic.kafka.observe import (
+from durabletopic.adapters.kafka import KafkaAdmin, KafkaAdminError, TopicError
+from durabletopic.adapters.kafka.admin import all_done, chunks, redact, topic_error
+from durabletopic.adapters.kafka.observe import (
     config_values,
     observe_cluster,
     observe_partition,
     observe_topic,
     split_configs,
 )
-from durabletopic.model import Broker, PartitionState
+from durabletopic.core.model import Broker, PartitionState
 
 
 def node(node_id: int, rack: str | None = None) -> Node:
@@ -122,9 +122,9 @@ def test_config_values_by_source() -> None:
 
 
 def test_topic_error_from_kafka_error() -> None:
-    error = TopicError.from_kafka(KafkaError(KafkaError.INVALID_CONFIG, "Invalid value x"))
+    error = topic_error(KafkaError(KafkaError.INVALID_CONFIG, "Invalid value x"))
     assert error == TopicError(code="INVALID_CONFIG", message="Invalid value x", retriable=False)
-    assert TopicError.from_kafka(KafkaError(KafkaError.NOT_CONTROLLER, "moved")).retriable
+    assert topic_error(KafkaError(KafkaError.NOT_CONTROLLER, "moved")).retriable
 
 
 def test_chunks() -> None:

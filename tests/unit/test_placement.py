@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from durabletopic.model import Broker, ClusterInfo, PartitionState
-from durabletopic.placement import PlacementError, add_replicas, remove_replicas
+from durabletopic.core.model import Broker, ClusterInfo, PartitionState
+from durabletopic.core.placement import PlacementError, add_replicas, remove_replicas
 
 
 def cluster(*racks: str) -> ClusterInfo:

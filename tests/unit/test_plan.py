@@ -5,9 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durabletopic.model import (
-    MIN_INSYNC_REPLICAS,
-    UNCLEAN_LEADER_ELECTION,
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS, THROTTLE_KEYS, UNCLEAN_LEADER_ELECTION
+from durabletopic.core.model import (
     Broker,
     ClusterInfo,
     DeletionPolicy,
@@ -17,18 +16,9 @@ from durabletopic.model import (
     PartitionState,
     Policy,
 )
-from durabletopic.plan import (
-    THROTTLE_KEYS,
-    AddPartitions,
-    AlterConfigs,
-    CreateTopic,
-    DeleteTopic,
-    Reason,
-    Reassign,
-    Severity,
-    plan_deletion,
-    plan_topic,
-)
+from durabletopic.core.ownership import DeleteTopic, plan_deletion
+from durabletopic.core.plan import AddPartitions, AlterConfigs, CreateTopic, Reassign, plan_topic
+from durabletopic.core.reasons import Reason, Severity
 
 THREE_BROKERS = ClusterInfo(tuple(Broker(i, f"r{i}") for i in (1, 2, 3)))
 POLICY = Policy()

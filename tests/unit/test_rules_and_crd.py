@@ -7,19 +7,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from durabletopic import crd, rules
-from durabletopic.model import Policy
+from durabletopic.core import rules
+from durabletopic.core.model import Policy
+from durabletopic.tools.generate import outputs, render_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_crd_is_the_generated_one() -> None:
     committed = (ROOT / "crds" / "durabletopics.durabletopic.dev.yaml").read_text()
-    assert committed == crd.render(), "run `make crds` after changing the rules or the schema"
+    assert committed == render_crd(), "run `make generate` after changing the model or the rules"
 
 
 def test_crd_contract_names() -> None:
-    document = yaml.safe_load(crd.render())
+    document = yaml.safe_load(render_crd())
     assert document["metadata"]["name"] == "durabletopics.durabletopic.dev"
     names = document["spec"]["names"]
     assert (names["kind"], names["plural"], names["singular"], names["shortNames"]) == (
@@ -107,3 +108,15 @@ def test_floors_name_field_and_floor() -> None:
 def test_chart_carries_the_same_crd() -> None:
     chart_crd = ROOT / "charts" / "durable-topic-operator" / "crds" / "durabletopics.durabletopic.dev.yaml"
     assert chart_crd.read_text() == (ROOT / "crds" / "durabletopics.durabletopic.dev.yaml").read_text()
+
+
+def test_every_generated_file_is_committed() -> None:
+    stale = [path for path, text in outputs().items() if (ROOT / path).read_text() != text]
+    assert stale == [], "run `make generate` after changing the model or the rules"
+
+
+def test_admission_policy_carries_the_floor_rules() -> None:
+    document = yaml.safe_load_all((ROOT / "deploy" / "admissionpolicy.yaml").read_text())
+    policy = next(d for d in document if d["kind"] == "ValidatingAdmissionPolicy")
+    expressions = [v["expression"] for v in policy["spec"]["validations"]]
+    assert expressions == [f"variables.{r.field} >= {getattr(Policy(), r.floor)}" for r in rules.FLOOR_RULES]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from durabletopic.health import replica_health
-from durabletopic.model import ObservedTopic, PartitionState
-from durabletopic.plan import Reason, Refusal, TopicPlan
-from durabletopic.status import conditions_for_plan, merge_conditions, without_volatile
-from durabletopic.workqueue import WorkQueue
+from durabletopic.core.conditions import conditions_for_plan, merge_conditions
+from durabletopic.core.health import replica_health
+from durabletopic.core.model import ObservedTopic, PartitionState
+from durabletopic.core.plan import Refusal, TopicPlan
+from durabletopic.core.reasons import Reason
+from durabletopic.core.status import without_volatile
+from durabletopic.loop.workqueue import WorkQueue
 
 
 def test_ready_when_in_sync() -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from durabletopic import cli, validate
-from durabletopic.model import Policy
+from durabletopic import cli
+from durabletopic.core.model import Policy
+from durabletopic.core.reasons import Severity, Stage
+from durabletopic.tools import manifests, validate
 from tests import corpus
 
 BAD = corpus.entries("bad")
@@ -41,14 +43,14 @@ def test_bad_manifest_gets_its_verdict(entry: corpus.Entry) -> None:
     report = run_validate(entry)
     assert not report.errors
     assert len(report.manifests) == 1
-    errors = {(f.rule, f.field) for f in report.findings if f.severity is validate.Severity.ERROR}
-    warnings = {(f.rule, f.field) for f in report.findings if f.severity is validate.Severity.WARNING}
+    errors = {(f.rule, f.field) for f in report.findings if f.severity is Severity.ERROR}
+    warnings = {(f.rule, f.field) for f in report.findings if f.severity is Severity.WARNING}
     assert errors == entry.expect
     assert warnings == entry.warn
     assert report.exit_code() == (1 if entry.expect else 0)
     # The stage: who refuses it first.
-    stages = {f.stage for f in report.findings if f.severity is validate.Severity.ERROR}
-    first = next((s for s in validate.Stage if s in stages), None)
+    stages = {f.stage for f in report.findings if f.severity is Severity.ERROR}
+    first = next((s for s in Stage if s in stages), None)
     expected_first = {"kafka": None, "valid": None}.get(entry.stage, entry.stage)
     assert (str(first) if first else None) == expected_first
     for finding in report.findings:
@@ -99,7 +101,7 @@ def test_yaml_bomb_is_refused_quickly() -> None:
     text = "\n".join(levels) + "\n"
     start = time.monotonic()
     with pytest.raises(ValueError, match="YAML bomb"):
-        validate.parse_manifests(text)
+        manifests.parse_manifests(text)
     assert time.monotonic() - start < 0.5
 
 
@@ -109,7 +111,7 @@ def test_small_aliases_and_merge_keys_are_read_as_kubectl_reads_them() -> None:
         "spec:\n  partitions: &p 3\n  replicationFactor: *p\n  minInSyncReplicas: 2\n"
         "  config:\n    <<: {retention.ms: '1'}\n    segment.ms: 2024-01-01\n"
     )
-    [manifest] = validate.parse_manifests(text)
+    [manifest] = manifests.parse_manifests(text)
     assert manifest.object["spec"] == {
         "partitions": 3,
         "replicationFactor": 3,
@@ -140,7 +142,7 @@ def test_small_aliases_and_merge_keys_are_read_as_kubectl_reads_them() -> None:
     ],
 )
 def test_scalars_resolve_as_in_go_yaml(scalar: str, value: object) -> None:
-    [document], problem = validate.load_documents(f"x: {scalar}\n", "f")
+    [document], problem = manifests.load_documents(f"x: {scalar}\n", "f")
     assert problem is None
     assert document.value == {"x": value}
     assert type(document.value["x"]) is type(value)
@@ -152,7 +154,7 @@ def test_metadata_name_is_the_topic_name_only_without_topic_name() -> None:
         "apiVersion: durabletopic.dev/v1alpha1\nkind: DurableTopic\n"
         f"metadata: {{name: {long_name}}}\nspec: {{partitions: 1, topicName: short}}\n"
     )
-    [manifest] = validate.parse_manifests(text)
+    [manifest] = manifests.parse_manifests(text)
     assert validate.check_manifest(manifest, Policy()) == []
 
 
@@ -233,13 +235,13 @@ def test_missing_file_and_stdin(
 
 def test_file_size_and_document_caps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     big = tmp_path / "big.yaml"
-    big.write_bytes(b"#" * (validate.MAX_FILE_BYTES + 1))
+    big.write_bytes(b"#" * (manifests.MAX_FILE_BYTES + 1))
     assert cli.main(["validate", str(big)]) == 2
     assert "larger than 5 MiB" in capsys.readouterr().err
     many = tmp_path / "many.yaml"
-    many.write_text("---\na: 1\n" * (validate.MAX_DOCUMENTS + 1))
+    many.write_text("---\na: 1\n" * (manifests.MAX_DOCUMENTS + 1))
     assert cli.main(["validate", str(many)]) == 2
-    assert f"more than {validate.MAX_DOCUMENTS} documents" in capsys.readouterr().err
+    assert f"more than {manifests.MAX_DOCUMENTS} documents" in capsys.readouterr().err
 
 
 def test_plan_refuses_invalid_manifests_without_kafka(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ import json
 import sys
 from typing import Any
 
-from durabletopic import audit
 from durabletopic.commands.common import (
     add_floor_flags,
     add_kafka_flags,
@@ -16,6 +15,8 @@ from durabletopic.commands.common import (
     policy_from,
     quiet_librdkafka,
 )
+from durabletopic.core import audit
+from durabletopic.core.findings import Finding
 
 
 def register(commands: Any) -> None:
@@ -32,12 +33,14 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from durabletopic.kafka.admin import KafkaAdmin, KafkaAdminError
+    from durabletopic.adapters.kafka.admin import KafkaAdmin
+    from durabletopic.loop.audit import read_cluster
+    from durabletopic.loop.ports import KafkaAdminError
 
-    async def collect() -> list[audit.Finding]:
+    async def collect() -> list[Finding]:
         kafka = KafkaAdmin(args.bootstrap_servers, client_config_from(args), request_timeout_s=args.timeout)
         try:
-            topics, broker = await asyncio.wait_for(audit.read_cluster(kafka), args.timeout * 3)
+            topics, broker = await asyncio.wait_for(read_cluster(kafka), args.timeout * 3)
         finally:
             kafka.close()
         return audit.audit_cluster(topics, broker, policy_from(args))
@@ -52,7 +55,26 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     if args.output == "json":
-        print(json.dumps({"compliant": not findings, "findings": [f.as_dict() for f in findings]}, indent=2))
+        print(json.dumps({"compliant": not findings, "findings": [as_dict(f) for f in findings]}, indent=2))
     else:
-        print(audit.render_table(findings))
+        print(render_table(findings))
     return 1 if findings else 0
+
+
+def as_dict(finding: Finding) -> dict[str, str]:
+    return {
+        "subject": finding.subject,
+        "rule": finding.rule,
+        "actual": finding.actual,
+        "required": finding.required,
+        "severity": str(finding.severity),
+    }
+
+
+def render_table(findings: list[Finding]) -> str:
+    if not findings:
+        return "compliant: no findings"
+    header = ("SUBJECT", "RULE", "ACTUAL", "REQUIRED", "SEVERITY")
+    rows = [header] + [(f.subject, f.rule, f.actual, f.required, str(f.severity)) for f in findings]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)

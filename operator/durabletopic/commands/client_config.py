@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from durabletopic import clientprofile
-from durabletopic.rules import topic_name_problem
+from durabletopic.core import clientprofile
+from durabletopic.core.rules import topic_name_problem
 
 
 def register(commands: Any) -> None:

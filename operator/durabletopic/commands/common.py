@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from durabletopic.model import Policy
-from durabletopic.settings import read_client_properties
+from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER, read_client_properties
+from durabletopic.core.model import DEFAULT_MIN_INSYNC_REPLICAS, DEFAULT_REPLICATION_FACTOR, Policy
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -22,10 +22,16 @@ def add_kafka_flags(parser: argparse.ArgumentParser, *, required: bool = True) -
 
 def add_floor_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--min-replication-factor", type=int, default=3, help="replication factor floor (default 3)"
+        "--min-replication-factor",
+        type=int,
+        default=DEFAULT_REPLICATION_FACTOR,
+        help=f"replication factor floor (default {DEFAULT_REPLICATION_FACTOR})",
     )
     parser.add_argument(
-        "--min-insync-replicas", type=int, default=2, help="min.insync.replicas floor (default 2)"
+        "--min-insync-replicas",
+        type=int,
+        default=DEFAULT_MIN_INSYNC_REPLICAS,
+        help=f"min.insync.replicas floor (default {DEFAULT_MIN_INSYNC_REPLICAS})",
     )
 
 
@@ -41,6 +47,6 @@ def client_config_from(args: argparse.Namespace) -> dict[str, str]:
 
 def quiet_librdkafka() -> None:
     """A command's output is its own: librdkafka's connection chatter stays out of it."""
-    librdkafka = logging.getLogger("durabletopic.kafka.librdkafka")
+    librdkafka = logging.getLogger(LIBRDKAFKA_LOGGER)
     librdkafka.addHandler(logging.NullHandler())
     librdkafka.propagate = False

@@ -65,7 +65,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from durabletopic.probe import Probe, ProbeConfig, ProbeError, render_table
+    from durabletopic.tools.probe import Probe, ProbeConfig, ProbeError, render_table
 
     def cannot(why: str) -> int:
         print(f"durabletopic probe: {why}", file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from durabletopic.settings import OperatorSettings
+from durabletopic.app.settings import OperatorSettings
 
 
 def register(commands: Any) -> None:
@@ -34,7 +34,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from durabletopic.k8s.operator import run as run_operator
+    from durabletopic.app.main import run as run_operator
 
     overrides = {name: getattr(args, name) for name in OperatorSettings.model_fields}
     try:

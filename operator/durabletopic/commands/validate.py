@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import sys
 from typing import Any
 
-from durabletopic import validate
 from durabletopic.commands.common import add_floor_flags, policy_from
+from durabletopic.core.findings import Finding
+from durabletopic.core.reasons import Severity
+from durabletopic.tools import validate
 
 
 def register(commands: Any) -> None:
@@ -42,9 +46,57 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     report = validate.validate(args.paths, policy_from(args), args.previous, strict=args.strict)
     if args.output == "json":
-        print(validate.render_json(report))
+        print(render_json(report))
     else:
-        print(validate.render_table(report))
+        print(render_table(report))
     for error in report.errors:
         print(f"durabletopic validate: {error}", file=sys.stderr)
     return report.exit_code()
+
+
+def render_table(report: validate.Report) -> str:
+    """One line per finding and a summary; read errors are the caller's to print (to stderr)."""
+    out = io.StringIO()
+    for f in report.findings:
+        name = f.name or "<no name>"
+        field_part = f"{f.field}: " if f.field and not f.message.startswith(f.field) else ""
+        refused = f"; refused by {f.stage}" if f.severity is Severity.ERROR else ""
+        print(
+            f"{f.file}:{f.line} [{f.document}] {name}: {f.severity}: {field_part}{f.message} "
+            f"(rule {f.rule}{refused})",
+            file=out,
+        )
+    invalid = {(f.file, f.document) for f in report.findings if f.severity is Severity.ERROR}
+    verdict = "valid" if report.valid else ("unreadable input" if report.errors else "invalid")
+    print(
+        f"{verdict}: {len(report.manifests)} DurableTopic(s) in {report.files} file(s), {len(invalid)} invalid, "
+        f"{report.skipped} other object(s) skipped",
+        file=out,
+    )
+    return out.getvalue().rstrip("\n")
+
+
+def render_json(report: validate.Report) -> str:
+    document = {
+        "valid": report.valid,
+        "files": report.files,
+        "objects": len(report.manifests),
+        "skipped": report.skipped,
+        "findings": [finding_dict(f) for f in report.findings],
+        "errors": [e.as_dict() for e in report.errors],
+    }
+    return json.dumps(document, indent=2)
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "file": finding.file,
+        "document": finding.document,
+        "line": finding.line,
+        "name": finding.name,
+        "field": finding.field,
+        "rule": finding.rule,
+        "message": finding.message,
+        "stage": str(finding.stage) if finding.stage is not None else None,
+        "severity": str(finding.severity),
+    }

@@ -1,0 +1,127 @@
+"""Partition reassignment (KIP-455), which confluent-kafka's AdminClient lacks: kafka-python does it.
+
+One long-lived kafka-python admin client, called from a worker thread so the event loop never
+blocks. Everything else about Kafka goes through `durabletopic.adapters.kafka.admin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from durabletopic.core.model import PartitionMove
+from durabletopic.loop.ports import KafkaUnavailable
+
+# librdkafka property -> kafka-python argument, for the connection settings the operator supports.
+_CLIENT_SETTINGS = {
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "ssl.ca.location": "ssl_cafile",
+    "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+}
+
+
+def kafka_python_settings(bootstrap_servers: str, client_config: Mapping[str, str]) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "client_id": "durabletopic",
+    }
+    for key, value in client_config.items():
+        if key in _CLIENT_SETTINGS:
+            settings[_CLIENT_SETTINGS[key]] = value
+    return settings
+
+
+class Reassigner:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_config: Mapping[str, str] | None = None,
+        *,
+        timeout_s: float = 10.0,
+        on_request: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        self._on_request = on_request
+        self._settings = kafka_python_settings(bootstrap_servers, client_config or {})
+        self._settings["request_timeout_ms"] = int(timeout_s * 1000)
+        self._timeout_ms = int(timeout_s * 1000)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _admin(self) -> Any:
+        from kafka.admin import KafkaAdminClient
+
+        with self._lock:
+            if self._client is None:
+                self._client = KafkaAdminClient(**self._settings)
+            return self._client
+
+    def _drop(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    async def _run(self, op: str, fn: Any) -> Any:
+        def call() -> Any:
+            try:
+                return fn(self._admin())
+            except Exception as error:
+                self._drop()
+                raise KafkaUnavailable(f"{op}: {type(error).__name__}: {error}") from None
+
+        started, result = time.monotonic(), "error"
+        try:
+            answer = await asyncio.to_thread(call)
+            result = "ok"
+            return answer
+        finally:
+            if self._on_request is not None:
+                self._on_request(op, result, time.monotonic() - started)
+
+    async def ongoing(self) -> dict[str, dict[int, PartitionMove]]:
+        """Every reassignment Kafka is running, by topic and partition: one request for the whole cluster."""
+
+        def list_moves(admin: Any) -> Any:
+            return admin.list_partition_reassignments(timeout_ms=self._timeout_ms)
+
+        moves: dict[str, dict[int, PartitionMove]] = {}
+        for tp, move in (await self._run("list_reassignments", list_moves)).items():
+            moves.setdefault(tp.topic, {})[tp.partition] = PartitionMove(
+                tuple(move["replicas"]), tuple(move["adding_replicas"]), tuple(move["removing_replicas"])
+            )
+        return moves
+
+    async def reassign(
+        self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
+    ) -> dict[str, str | None]:
+        """Starts the moves; per topic, None when Kafka accepted every partition, else its error."""
+        from kafka import TopicPartition
+
+        request = {
+            TopicPartition(topic, partition): list(replicas)
+            for topic, partitions in assignments.items()
+            for partition, replicas in partitions.items()
+        }
+
+        def alter(admin: Any) -> Any:
+            return admin.alter_partition_reassignments(request, timeout_ms=self._timeout_ms)
+
+        results: dict[str, str | None] = dict.fromkeys(assignments)
+        for tp, error in (await self._run("alter_reassignments", alter)).items():
+            if error is not None and results.get(tp.topic) is None:
+                results[tp.topic] = f"partition {tp.partition}: {getattr(error, '__name__', error)}"
+        return results
+
+    def close(self) -> None:
+        self._drop()

@@ -1,0 +1,168 @@
+"""Every Prometheus metric the operator exports; the names are a contract with dashboards and alerts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+from durabletopic.core.health import ReplicaHealth
+from durabletopic.core.model import ObjectRef
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.reconcile_total = Counter(
+            "durabletopic_reconcile_total", "DurableTopic reconciles by result.", ["result"], registry=r
+        )
+        self.reconcile_duration = Histogram(
+            "durabletopic_reconcile_duration_seconds",
+            "Time of one reconcile pass over a batch of DurableTopics.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.resources = Gauge(
+            "durabletopic_resources", "DurableTopics by condition that is True.", ["condition"], registry=r
+        )
+        self.drift = Gauge(
+            "durabletopic_drift",
+            "1 while a managed topic differs from its spec or the policy in this key.",
+            ["namespace", "name", "topic", "key", "severity"],
+            registry=r,
+        )
+        self.drift_detected = Counter(
+            "durabletopic_drift_detected_total",
+            "Drift seen on managed topics, by what was done about it.",
+            ["namespace", "name", "topic", "key", "severity", "action"],
+            registry=r,
+        )
+        self.under_replicated = Gauge(
+            "durabletopic_partitions_under_replicated",
+            "Partitions whose ISR is smaller than their replicas.",
+            ["topic"],
+            registry=r,
+        )
+        self.under_min_isr = Gauge(
+            "durabletopic_partitions_under_min_isr",
+            "Partitions with no leader or fewer in-sync replicas than min.insync.replicas: acks=all producers fail.",
+            ["topic"],
+            registry=r,
+        )
+        self.at_min_isr = Gauge(
+            "durabletopic_partitions_at_min_isr",
+            "Partitions exactly at min.insync.replicas: one more failure stops acks=all producers.",
+            ["topic"],
+            registry=r,
+        )
+        self.offline = Gauge(
+            "durabletopic_partitions_offline", "Partitions with no leader.", ["topic"], registry=r
+        )
+        self.audit_findings = Gauge(
+            "durabletopic_audit_findings", "Cluster audit findings by rule.", ["rule", "severity"], registry=r
+        )
+        self.kafka_up = Gauge(
+            "durabletopic_kafka_up", "1 when the last Kafka admin request succeeded.", registry=r
+        )
+        self.admin_requests = Counter(
+            "durabletopic_admin_requests_total",
+            "Kafka admin requests by operation and result.",
+            ["op", "result"],
+            registry=r,
+        )
+        self.admin_request_duration = Histogram(
+            "durabletopic_admin_request_duration_seconds",
+            "Kafka admin request latency.",
+            ["op"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "durabletopic_api_requests_total",
+            "Kubernetes API requests made by the controller (watches excluded).",
+            ["method", "result"],
+            registry=r,
+        )
+        self.sweep_duration = Histogram(
+            "durabletopic_sweep_duration_seconds",
+            "Time to re-read and check every managed topic.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.leader = Gauge("durabletopic_leader", "1 while this operator replica is the leader.", registry=r)
+        self._drift_series: dict[ObjectRef, set[tuple[str, str, str]]] = {}
+        self._health_topics: dict[ObjectRef, str] = {}
+
+    def record_admin_request(self, op: str, result: str, seconds: float) -> None:
+        self.admin_requests.labels(op=op, result=result).inc()
+        self.admin_request_duration.labels(op=op).observe(seconds)
+        self.kafka_up.set(1 if result == "ok" else 0)
+
+    def record_api_request(self, method: str, result: str, seconds: float) -> None:
+        self.api_requests.labels(method=method, result=result).inc()
+
+    def record_pass(self, result: str, objects: int, seconds: float) -> None:
+        self.reconcile_total.labels(result=result).inc(objects)
+        self.reconcile_duration.observe(seconds)
+
+    def record_sweep(self, seconds: float) -> None:
+        self.sweep_duration.observe(seconds)
+
+    def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None:
+        self.drift_detected.labels(ref.namespace, ref.name, topic, key, severity, action).inc()
+
+    def set_resources(self, counts: Mapping[str, int]) -> None:
+        for condition, count in counts.items():
+            self.resources.labels(condition=condition).set(count)
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None:
+        """The drift gauges of one DurableTopic: exactly `keys` (key, severity) are 1."""
+        wanted = {(topic, key, severity) for key, severity in keys}
+        current = self._drift_series.get(ref, set())
+        for old_topic, key, severity in current - wanted:
+            self.drift.remove(ref.namespace, ref.name, old_topic, key, severity)
+        for new_topic, key, severity in wanted - current:
+            self.drift.labels(ref.namespace, ref.name, new_topic, key, severity).set(1)
+        if wanted:
+            self._drift_series[ref] = wanted
+        else:
+            self._drift_series.pop(ref, None)
+
+    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None:
+        previous = self._health_topics.get(ref)
+        if previous is not None and previous != topic:
+            self._remove_health(previous)
+        self._health_topics[ref] = topic
+        self.under_replicated.labels(topic).set(health.under_replicated)
+        self.under_min_isr.labels(topic).set(health.under_min_isr)
+        self.at_min_isr.labels(topic).set(health.at_min_isr)
+        self.offline.labels(topic).set(health.offline)
+
+    def forget(self, ref: ObjectRef) -> None:
+        """Drops every series of a deleted DurableTopic."""
+        self.set_drift(ref, "", ())
+        topic = self._health_topics.pop(ref, None)
+        if topic is not None and topic not in self._health_topics.values():
+            self._remove_health(topic)
+
+    def _remove_health(self, topic: str) -> None:
+        for gauge in (self.under_replicated, self.under_min_isr, self.at_min_isr, self.offline):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic)
+
+    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """The audit gauges: exactly the (rule, severity) pairs found, with their counts."""
+        self.audit_findings.clear()
+        for (rule, severity), count in counts.items():
+            self.audit_findings.labels(rule=rule, severity=severity).set(count)
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=address, registry=self.registry)
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()

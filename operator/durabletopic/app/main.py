@@ -1,0 +1,139 @@
+"""Runs the operator: builds the adapters and the loop from the settings, and lets kopf feed the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import kopf
+
+from durabletopic.adapters.kafka.admin import KafkaAdmin
+from durabletopic.adapters.kafka.clientconfig import read_client_properties
+from durabletopic.adapters.kafka.reassign import Reassigner
+from durabletopic.adapters.kubernetes.client import KubeApi, load_configuration
+from durabletopic.adapters.kubernetes.lease import LeaderElector
+from durabletopic.adapters.kubernetes.resources import DurableTopicRequests
+from durabletopic.adapters.prometheus import Metrics
+from durabletopic.app.settings import OperatorSettings
+from durabletopic.core import crd
+from durabletopic.loop.audit import audit_periodically
+from durabletopic.loop.controller import Controller, utc_now
+from durabletopic.loop.leadership import reconcile_while_leader
+from durabletopic.loop.store import Store
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "durabletopic.dev"
+LEASE_NAME = "durable-topic-operator"
+
+
+class EndlessBackoffs:
+    """Retry delays for kopf's API calls that never run out: an API server restart is waited for."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (0.5, 1, 2, 3)
+        yield from itertools.repeat(5.0)
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.networking.error_backoffs = EndlessBackoffs()
+    return settings
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    """kopf only watches: every event goes to the controller, which decides what to do."""
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
+    async def durabletopic_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        controller.observe_event(event.get("type"), body)
+
+    return registry
+
+
+async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> None:
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    client_config = read_client_properties(settings.kafka_config_file) if settings.kafka_config_file else {}
+    kafka = KafkaAdmin(settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request)
+    api = KubeApi(
+        load_configuration(kubeconfig),
+        concurrency=settings.status_writers,
+        on_request=metrics.record_api_request,
+    )
+    controller = Controller(
+        store=Store(),
+        kafka=kafka,
+        kube=DurableTopicRequests(api, reporting_instance=socket.gethostname(), now=utc_now),
+        metrics=metrics,
+        policy=settings.policy,
+        batch_size=settings.batch_size,
+        sweep_interval=settings.sweep_interval_seconds,
+        reassigner=Reassigner(
+            settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request
+        ),
+        throttle_bytes_per_second=settings.reassignment_throttle_bytes_per_second,
+    )
+    registry = build_registry(controller)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    log.info(
+        "durabletopic operator starting: kafka %s, namespaces %s, floors RF %d / min ISR %d",
+        settings.bootstrap_servers,
+        ",".join(settings.namespaces) or "all",
+        settings.min_replication_factor,
+        settings.min_insync_replicas,
+    )
+    # Its own client: a lease renewal must never queue behind a burst of status writes.
+    lease_api = KubeApi(load_configuration(kubeconfig), concurrency=2, on_request=metrics.record_api_request)
+    elector = (
+        LeaderElector(
+            lease_api,
+            namespace=settings.leader_election_namespace,
+            name=LEASE_NAME,
+            identity=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        )
+        if settings.leader_election
+        else None
+    )
+
+    def audit_loop() -> list[Any]:
+        return [audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)]
+
+    leading = asyncio.create_task(reconcile_while_leader(controller, elector, metrics, audit_loop))
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=liveness,
+        )
+    finally:
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading
+        if elector is not None:
+            await elector.release()
+        await api.close()
+        await lease_api.close()
+        kafka.close()

@@ -1,0 +1,260 @@
+"""The DurableTopic CustomResourceDefinition, generated from the model and the rules.
+
+The spec's schema (names, types, defaults, bounds, descriptions) comes from `DurableTopicSpec`,
+its CEL rules from `rules.CEL_RULES`, the status's enumerations from `reasons.py`.
+`crds/durabletopics.durabletopic.dev.yaml` is this document as YAML (`make generate`); a test keeps
+the two equal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, get_origin
+
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from durabletopic.core import rules
+from durabletopic.core.model import DurableTopicSpec
+from durabletopic.core.reasons import (
+    DIFFERENCE_SEVERITIES,
+    ConditionType,
+    DriftAction,
+    ReplicasChangeState,
+)
+
+GROUP = "durabletopic.dev"
+VERSION = "v1alpha1"
+KIND = "DurableTopic"
+PLURAL = "durabletopics"
+SINGULAR = "durabletopic"
+SHORT_NAMES = ["dt"]
+API_VERSION = f"{GROUP}/{VERSION}"
+SPEC_DESCRIPTION = "The Kafka topic this object declares and the durability it must have."
+
+
+def _cel(path: str) -> list[dict[str, str]]:
+    validations = []
+    for rule in rules.CEL_RULES:
+        if rule.path != path:
+            continue
+        validation = {"rule": rule.expression, "message": rule.message}
+        relative = rule.field.removeprefix(path)
+        if relative.startswith("."):
+            validation["fieldPath"] = relative
+        validations.append(validation)
+    return validations
+
+
+def _property_schema(info: FieldInfo) -> dict[str, Any]:
+    """A spec field's schema: its type, description, allowed values, default and bounds, from the model."""
+    annotation = info.annotation
+    enum_values: list[str] | None = None
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        enum_values = [str(member) for member in annotation]
+        openapi_type = "string"
+    elif annotation is int:
+        openapi_type = "integer"
+    elif get_origin(annotation) is dict:
+        openapi_type = "object"
+    else:
+        openapi_type = "string"
+    schema: dict[str, Any] = {"type": openapi_type, "description": info.description}
+    if enum_values is not None:
+        schema["enum"] = enum_values
+    if info.default is not None and info.default is not PydanticUndefined:
+        schema["default"] = str(info.default) if enum_values is not None else info.default
+    keywords: dict[str, Any] = (
+        dict(info.json_schema_extra) if isinstance(info.json_schema_extra, dict) else {}
+    )
+    additional: dict[str, Any] = keywords.pop("additionalProperties", None) or {}
+    schema.update(keywords)
+    if openapi_type == "object":
+        schema["additionalProperties"] = {"type": "string", **additional}
+    return schema
+
+
+def _spec_schema() -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, info in DurableTopicSpec.model_fields.items():
+        alias = info.alias or name
+        prop = _property_schema(info)
+        if validations := _cel(f"spec.{alias}"):
+            prop["x-kubernetes-validations"] = validations
+        properties[alias] = prop
+        if info.is_required():
+            required.append(alias)
+    return {
+        "type": "object",
+        "description": SPEC_DESCRIPTION,
+        "required": required,
+        "properties": properties,
+        "x-kubernetes-validations": _cel("spec"),
+    }
+
+
+def _condition_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "status"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": ", ".join(list(ConditionType)[:-1]) + f" or {list(ConditionType)[-1]}.",
+            },
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "reason": {"type": "string", "description": "One CamelCase word saying why."},
+            "message": {"type": "string", "description": "A sentence a person can act on."},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "observedGeneration": {"type": "integer"},
+        },
+    }
+
+
+def _status_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "What the operator observed in Kafka and concluded.",
+        "properties": {
+            "observedGeneration": {
+                "type": "integer",
+                "description": "The metadata.generation this status describes.",
+            },
+            "topicName": {"type": "string", "description": "The Kafka topic."},
+            "topicId": {
+                "type": "string",
+                "description": "Kafka's id of the topic (changes when it is recreated).",
+            },
+            "partitions": {"type": "integer", "description": "Partitions in Kafka."},
+            "replicationFactor": {
+                "type": "integer",
+                "description": "Smallest replica count of any partition in Kafka.",
+            },
+            "minInSyncReplicas": {
+                "type": "integer",
+                "description": "min.insync.replicas in force on the topic.",
+            },
+            "unmanagedConfigs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Configs set on the topic that the spec does not name (left alone).",
+            },
+            "conditions": {
+                "type": "array",
+                "items": _condition_schema(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "drift": {
+                "type": "array",
+                "description": "Keys in which Kafka differs from the spec and the policy, found by the sweep.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "key": {
+                            "type": "string",
+                            "description": "A topic config, replicationFactor, partitions or topic.",
+                        },
+                        "expected": {"type": "string"},
+                        "actual": {"type": "string"},
+                        "severity": {"type": "string", "enum": [str(s) for s in DIFFERENCE_SEVERITIES]},
+                        "firstSeen": {"type": "string", "format": "date-time"},
+                        "action": {"type": "string", "enum": [str(a) for a in DriftAction]},
+                    },
+                },
+            },
+            "replicasChange": {
+                "type": "object",
+                "description": "Progress of a replication-factor change done by partition reassignment.",
+                "properties": {
+                    "targetReplicationFactor": {"type": "integer"},
+                    "state": {"type": "string", "enum": [str(s) for s in ReplicasChangeState]},
+                    "partitionsDone": {"type": "integer"},
+                    "partitionsTotal": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
+            "health": {
+                "type": "object",
+                "description": "Replica health of the topic's partitions at the last sweep.",
+                "properties": {
+                    "partitions": {"type": "integer"},
+                    "underReplicated": {
+                        "type": "integer",
+                        "description": "Partitions whose ISR is smaller than their replicas.",
+                    },
+                    "underMinIsr": {
+                        "type": "integer",
+                        "description": "Partitions with no leader or fewer in-sync replicas than min.insync.replicas.",
+                    },
+                    "atMinIsr": {
+                        "type": "integer",
+                        "description": "Partitions one failure away from under-min-ISR.",
+                    },
+                    "offline": {"type": "integer", "description": "Partitions with no leader."},
+                },
+            },
+            "lastReconcileTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the operator last changed this status.",
+            },
+        },
+    }
+
+
+def build() -> dict[str, Any]:
+    columns = [
+        {"name": "Topic", "type": "string", "jsonPath": ".status.topicName"},
+        {"name": "Partitions", "type": "integer", "jsonPath": ".spec.partitions"},
+        {"name": "RF", "type": "integer", "jsonPath": ".spec.replicationFactor"},
+        {"name": "MinISR", "type": "integer", "jsonPath": ".spec.minInSyncReplicas"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "durable-topic-operator"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A Kafka topic that is durable by construction: replication factor, "
+                            "min.insync.replicas and unclean leader election enforced by the operator.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": _spec_schema(),
+                                "status": _status_schema(),
+                            },
+                            "x-kubernetes-validations": _cel(""),
+                        }
+                    },
+                }
+            ],
+        },
+    }

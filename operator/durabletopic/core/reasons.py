@@ -1,0 +1,102 @@
+"""The words the operator speaks: condition types, reasons, severities and stages.
+
+Every condition type and reason, event reason and severity the operator writes comes from here.
+They are a contract with users, dashboards, alerts and GitOps tools: add words, never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    """kstatus conditions: Ready is the summary; Reconciling and Stalled are "abnormal-true"."""
+
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    PAUSED = "Paused"
+    DRIFTED = "Drifted"
+    REPLICAS_HEALTHY = "ReplicasHealthy"
+
+
+class Reason(StrEnum):
+    """Reasons of conditions and events."""
+
+    # Ready, Reconciling, Stalled
+    RECONCILED = "Reconciled"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    REASSIGNING = "Reassigning"
+    KAFKA_UNAVAILABLE = "KafkaUnavailable"
+    POLICY_VIOLATION = "PolicyViolation"
+    INSUFFICIENT_BROKERS = "InsufficientBrokers"
+    PARTITION_DECREASE_REFUSED = "PartitionDecreaseRefused"
+    REPLICATION_FACTOR_DECREASE_REFUSED = "ReplicationFactorDecreaseRefused"
+    TOPIC_CONFLICT = "TopicConflict"
+    INVALID_CONFIG = "InvalidConfig"
+    PAUSED = "Paused"
+    DRIFTED = "Drifted"
+    # Drifted, and the drift events
+    DRIFT_DETECTED = "DriftDetected"
+    DRIFT_REVERTED = "DriftReverted"
+    # ReplicasHealthy, worst first
+    OFFLINE = "Offline"
+    UNDER_MIN_ISR = "UnderMinIsr"
+    UNDER_REPLICATED = "UnderReplicated"
+    ALL_IN_SYNC = "AllInSync"
+    # events of the deletion path
+    TOPIC_DELETED = "TopicDeleted"
+    TOPIC_RETAINED = "TopicRetained"
+    DELETE_FAILED = "DeleteFailed"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Severity(StrEnum):
+    """How much a finding or a difference matters, on the scale of the kind of thing judged.
+
+    A difference between Kafka and the spec (`status.drift`, the drift metrics) is weakening or
+    benign; a problem of a manifest (`validate`) is an error (refused) or a warning; a cluster audit
+    finding is high, medium or low.
+    """
+
+    WEAKENING = "weakening"
+    BENIGN = "benign"
+    ERROR = "error"
+    WARNING = "warning"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+DIFFERENCE_SEVERITIES = (Severity.WEAKENING, Severity.BENIGN)
+MANIFEST_SEVERITIES = (Severity.ERROR, Severity.WARNING)
+AUDIT_SEVERITIES = (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+
+
+class Stage(StrEnum):
+    """Who refuses a manifest with a finding."""
+
+    API_SERVER = "api-server"  # the CRD's schema and CEL rules: kubectl apply fails
+    ADMISSION_POLICY = "admission-policy"  # the platform's floors: the admission policy, and the operator
+    OPERATOR = "operator"  # admitted, then refused at reconcile time (Stalled)
+
+
+class ReplicasChangeState(StrEnum):
+    """`status.replicasChange.state`."""
+
+    PENDING = "Pending"
+    ONGOING = "Ongoing"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
+class DriftAction(StrEnum):
+    """`status.drift[].action`: what the operator did about a drifted key."""
+
+    REVERTED = "reverted"
+    REPORTED = "reported"

@@ -1,1 +1,0 @@
-"""The Kubernetes side: watching DurableTopics through kopf, and writing status, events and finalizers."""

@@ -1,0 +1,101 @@
+"""What the loop needs of the outside world, as protocols, and the errors they raise.
+
+The adapters implement these against confluent-kafka, kafka-python, the Kubernetes API server and
+Prometheus; the loop's unit tests implement them in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from durabletopic.core.health import ReplicaHealth
+from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic, PartitionMove, TopicError
+from durabletopic.core.plan import CreateTopic
+
+if TYPE_CHECKING:
+    from durabletopic.loop.store import DurableTopicObject
+
+
+class KafkaAdminError(Exception):
+    """A Kafka admin call failed as a whole; `errors` names the topics behind it, if any."""
+
+    def __init__(self, message: str, errors: Mapping[str, TopicError] | None = None) -> None:
+        super().__init__(message)
+        self.errors: dict[str, TopicError] = dict(errors or {})
+
+
+class KafkaUnavailable(KafkaAdminError):
+    """The cluster did not answer (unreachable, transport failure, timeout): retry with backoff."""
+
+
+class ApiError(Exception):
+    """The Kubernetes API server refused a request (`status` 0: it could not be reached)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+
+
+ConfigChanges = Mapping[str, str | None]
+
+
+class KafkaPort(Protocol):
+    """Batched admin requests: per-topic failures are returned, whole-request ones raised."""
+
+    async def describe_cluster(self) -> ClusterInfo: ...
+    async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]: ...
+    async def list_topics(self) -> set[str]: ...
+    async def broker_configs(self) -> dict[str, str]: ...
+    async def create_topics(self, topics: Sequence[CreateTopic]) -> dict[str, TopicError | None]: ...
+    async def create_partitions(self, requests: Mapping[str, int]) -> dict[str, TopicError | None]: ...
+    async def alter_configs(self, requests: Mapping[str, ConfigChanges]) -> dict[str, TopicError | None]: ...
+    async def alter_broker_configs(
+        self, changes: Mapping[int, ConfigChanges]
+    ) -> dict[int, TopicError | None]: ...
+    async def delete_topics(self, names: Collection[str]) -> dict[str, TopicError | None]: ...
+
+
+class ReassignPort(Protocol):
+    """Partition reassignment (KIP-455)."""
+
+    async def ongoing(self) -> Mapping[str, Mapping[int, PartitionMove]]: ...
+    async def reassign(
+        self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
+    ) -> dict[str, str | None]: ...
+
+
+class KubePort(Protocol):
+    """The writes the loop makes to the API server; each raises ApiError."""
+
+    async def write_status(
+        self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None: ...
+    async def set_finalizers(self, obj: DurableTopicObject, finalizers: Sequence[str]) -> None: ...
+    async def post_event(
+        self, obj: DurableTopicObject, event_type: str, reason: str, message: str
+    ) -> None: ...
+    async def apply_client_profile(self, obj: DurableTopicObject) -> None: ...
+
+
+class MetricsPort(Protocol):
+    def record_pass(self, result: str, objects: int, seconds: float) -> None: ...
+    def record_sweep(self, seconds: float) -> None: ...
+    def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None: ...
+    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None: ...
+    def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None: ...
+    def forget(self, ref: ObjectRef) -> None: ...
+    def set_resources(self, counts: Mapping[str, int]) -> None: ...
+    def set_leader(self, leading: bool) -> None: ...
+    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None: ...
+
+
+class LeasePort(Protocol):
+    """Leader election: one replica reconciles at a time."""
+
+    async def acquire(self) -> None: ...
+    async def hold(self) -> None:
+        """Returns when leadership is lost."""
+
+    async def release(self) -> None: ...

@@ -1,0 +1,132 @@
+"""Files generated from the core: the CRD and the admission policy, for crds/, deploy/ and the chart.
+
+`make generate` writes them; a test keeps the committed files equal to what this module renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from durabletopic import __version__
+from durabletopic.core import admission, crd
+from durabletopic.core.model import Policy
+
+CRD_FILE = f"{crd.PLURAL}.{crd.GROUP}.yaml"
+CHART = "charts/durable-topic-operator"
+RELEASE = "durable-topic-operator"
+
+GENERATED = "# Generated from operator/durabletopic/core by `make generate`; do not edit by hand.\n"
+ADMISSION_COMMENT = """\
+# Rejects, at admission, a DurableTopic below the platform's floors; the operator enforces the same
+# floors at reconcile time. An absent field takes the CRD's default.
+"""
+# The chart's values that hold each floor of the Policy, and the template variable they are read into.
+CHART_FLOORS = {
+    "min_replication_factor": ("rf", "minReplicationFactor"),
+    "min_insync_replicas": ("isr", "minInSyncReplicas"),
+}
+
+
+def render_crd() -> str:
+    return GENERATED + _yaml(crd.build())
+
+
+def _yaml(document: Any, width: float = 120) -> str:
+    return yaml.safe_dump(document, sort_keys=False, width=width)
+
+
+def _unfolded(document: Any) -> str:
+    """YAML with no line folded, so that a Helm expression inside a string stays on its line."""
+    return _yaml(document, width=float("inf"))
+
+
+def render_deploy_admission() -> str:
+    """deploy/admissionpolicy.yaml: the floors of a default Policy, bound to every namespace."""
+    defaults = Policy()
+    floors = {name: str(getattr(defaults, name)) for name in CHART_FLOORS}
+    labels = {
+        "app.kubernetes.io/name": RELEASE,
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/version": __version__,
+        "app.kubernetes.io/part-of": RELEASE,
+    }
+    name = f"{RELEASE}-{admission.POLICY_SUFFIX}"
+    documents = [
+        admission.policy(name, labels, floors, "Fail"),
+        admission.binding(name, labels, ["Deny"], {}),
+    ]
+    return GENERATED + ADMISSION_COMMENT + "---\n".join(_unfolded(d) for d in documents)
+
+
+def render_chart_admission() -> str:
+    """The chart's template: the same policy, its floors and settings read from the values."""
+    floors = {name: f"{{{{ ${var} }}}}" for name, (var, _) in CHART_FLOORS.items()}
+    spec = admission.policy_spec(floors, "{{ .Values.admissionPolicy.failurePolicy }}")
+    spec_lines = "".join(f"  {line}\n" for line in _unfolded(spec).splitlines())
+    reads = "".join(f"{{{{- ${var} := int .Values.{value} }}}}\n" for var, value in CHART_FLOORS.values())
+    name = f'{{{{ include "dto.fullname" . }}}}-{admission.POLICY_SUFFIX}'
+    return (
+        "{{- if .Values.admissionPolicy.enabled }}\n"
+        + reads
+        + GENERATED
+        + ADMISSION_COMMENT
+        + "apiVersion: admissionregistration.k8s.io/v1\n"
+        "kind: ValidatingAdmissionPolicy\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "  labels:\n"
+        '    {{- include "dto.labels" . | nindent 4 }}\n'
+        "spec:\n" + spec_lines + "---\n"
+        "apiVersion: admissionregistration.k8s.io/v1\n"
+        "kind: ValidatingAdmissionPolicyBinding\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "  labels:\n"
+        '    {{- include "dto.labels" . | nindent 4 }}\n'
+        "spec:\n"
+        f"  policyName: {name}\n"
+        "  validationActions:\n"
+        "    {{- toYaml .Values.admissionPolicy.validationActions | nindent 4 }}\n"
+        "  matchResources:\n"
+        "    namespaceSelector:\n"
+        '      {{- include "dto.admissionNamespaceSelector" . | trim | nindent 6 }}\n'
+        "{{- end }}\n"
+    )
+
+
+def outputs() -> dict[str, str]:
+    """Every generated file, by its path in the repository."""
+    rendered_crd = render_crd()
+    return {
+        f"crds/{CRD_FILE}": rendered_crd,
+        f"{CHART}/crds/{CRD_FILE}": rendered_crd,
+        "deploy/admissionpolicy.yaml": render_deploy_admission(),
+        f"{CHART}/templates/admissionpolicy.yaml": render_chart_admission(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository's root")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for relative, text in outputs().items():
+        path = args.root / relative
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(relative)
+        else:
+            path.write_text(text)
+    for relative in stale:
+        print(f"{relative} is not what `make generate` writes", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""The test bed's configuration: versions, ports, where its programs and files live, and the
+configuration files and command lines of its processes. `bed.py` runs them.
+
+Processes (each in its own session, pids and start times recorded in ``STATE_DIR/state.json``):
+
+* ``kafka-controller`` - KRaft controller, node.id 0
+* ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3; each has four
+  listeners: ``PLAINTEXT`` (the default bootstrap, ``bootstrap_servers``; inter-broker traffic too),
+  ``SASL_PLAINTEXT`` (``bootstrap_servers_sasl``), ``SASL_SSL`` (``bootstrap_servers_sasl_ssl``), both
+  with mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and ``SSL`` with a client certificate
+  required (``bootstrap_servers_ssl``). One user, ``operator`` (``kafka_security.username`` /
+  ``.password``); the TLS material is PEM (CA ``kafka_security.ca_file``, client certificate and key);
+  see :mod:`tests.testbed.security`. ``kafka_client_properties(protocol, mechanism)`` gives the
+  librdkafka properties of a client. The controller listener stays PLAINTEXT; there is no authorizer.
+* ``etcd`` - etcd with ``--unsafe-no-fsync``
+* ``kube-apiserver`` - RBAC, a token file (an admin in system:masters and a ``nobody`` user with no
+  bindings), service-account keys, a self-signed serving certificate
+* ``kube-controller-manager`` - namespace, garbage-collector, serviceaccount(-token), deployment,
+  replicaset and root-ca publisher controllers (no scheduler, no kubelet: Pods stay Pending)
+
+Environment variables (constructor arguments win over them):
+
+``DURABLETOPIC_CACHE``
+    where ``tests/testbed/install.sh`` put the programs (default ``~/.cache/durabletopic``)
+``DURABLETOPIC_TESTBED_DIR``
+    state directory: data, logs, configs, kubeconfig, state.json (default ``$DURABLETOPIC_CACHE/testbed``)
+``DURABLETOPIC_TESTBED_PORT_BASE``
+    first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
+    PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
+    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver).
+    Keep every port below the kernel's ephemeral range (``ip_local_port_range``, usually from 32768):
+    a port inside it can be taken by a client's self-connection while its broker is down (TCP
+    simultaneous open), and the restarted broker then fails with "Address already in use".
+``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
+``..._PORT_BROKER_1_SASL`` .., ``..._PORT_BROKER_1_SSL`` .., ``..._PORT_BROKER_1_SASL_SSL`` ..,
+``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
+    one port each, overriding the base
+``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
+``DURABLETOPIC_HELM_VERSION``
+    the versions to take from the cache (defaults as in install.sh)
+``DURABLETOPIC_TESTBED_JAVA``
+    the java binary (default ``$JAVA_HOME/bin/java``, else ``java`` on PATH)
+``DURABLETOPIC_TESTBED_JAVA_OPTS``
+    JVM options of every Kafka process, replacing the defaults (serial GC, C1 only)
+``DURABLETOPIC_TESTBED_KAFKA_HEAP``
+    maximum heap of each Kafka node (default 384m)
+
+A test bed already running in the same state directory (live recorded pids, healthy endpoints) is
+reused, never started twice. Runtime data is wiped at ``down()`` and at every fresh ``up()``; the logs
+stay in ``STATE_DIR/logs`` until the next fresh ``up()``. The Kafka TLS material and the SASL password
+are made once per state directory (``STATE_DIR/kafka-security``) and kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .security import KafkaSecurity
+
+BROKER_IDS: Final = (1, 2, 3)
+DEFAULT_PORT_BASE: Final = 29400
+KAFKA_VERSION: Final = "4.3.1"
+K8S_VERSION: Final = "v1.37.2"
+ETCD_VERSION: Final = "v3.6.16"
+HELM_VERSION: Final = "v3.22.0"
+DEFAULT_JAVA_OPTS: Final = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+STATE_FORMAT: Final = 1
+KUBE_CONTROLLERS: Final = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "root-ca-certificate-publisher-controller",
+)
+# down() kills in this order: brokers first (a broker told to stop waits for the controller forever).
+STOP_ORDER: Final = (
+    "broker-1",
+    "broker-2",
+    "broker-3",
+    "kafka-controller",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
+)
+
+ENV_PREFIX: Final = "DURABLETOPIC_TESTBED_"
+# Listener (security protocol) -> suffix of its port fields in Ports.
+_LISTENER_PORT_SUFFIX: Final = {
+    "PLAINTEXT": "",
+    "SASL_PLAINTEXT": "_sasl",
+    "SSL": "_ssl",
+    "SASL_SSL": "_sasl_ssl",
+}
+
+
+class TestbedError(RuntimeError):
+    """The test bed cannot be started, reused or stopped; the message says why and what to do."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+
+class PortBusyError(TestbedError):
+    """A port the test bed needs is taken by something that is not a healthy test bed of ours."""
+
+    def __init__(self, port: int, service: str, owner: str, state_dir: Path) -> None:
+        self.port = port
+        self.service = service
+        by = f" by {owner}" if owner else ""
+        super().__init__(
+            f"port {port} (for {service}) is already in use{by}, and it is not a healthy test bed "
+            f"recorded in {state_dir}. Stop whatever holds it, or choose other ports with "
+            f"{ENV_PREFIX}PORT_BASE (or {ENV_PREFIX}PORT_<SERVICE>)."
+        )
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl failed; unlike CalledProcessError, the message includes what kubectl said."""
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()
+        return f"{super().__str__()}\n{said}"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The TCP ports of one test bed, all on 127.0.0.1."""
+
+    kafka_controller: int
+    broker_1: int
+    broker_2: int
+    broker_3: int
+    etcd: int
+    etcd_peer: int
+    apiserver: int
+    # The authenticated listeners of the brokers; 0 in the record of a bed started without them.
+    broker_1_sasl: int = 0
+    broker_2_sasl: int = 0
+    broker_3_sasl: int = 0
+    broker_1_ssl: int = 0
+    broker_2_ssl: int = 0
+    broker_3_ssl: int = 0
+    broker_1_sasl_ssl: int = 0
+    broker_2_sasl_ssl: int = 0
+    broker_3_sasl_ssl: int = 0
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(
+            base,
+            base + 1,
+            base + 2,
+            base + 3,
+            base + 10,
+            base + 11,
+            base + 43,
+            *(base + 21, base + 22, base + 23),
+            *(base + 25, base + 26, base + 27),
+            *(base + 31, base + 32, base + 33),
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ports:
+        base = int(env.get(f"{ENV_PREFIX}PORT_BASE") or DEFAULT_PORT_BASE)
+        ports = asdict(cls.from_base(base))
+        for field in ports:
+            value = env.get(f"{ENV_PREFIX}PORT_{field.upper()}")
+            if value:
+                ports[field] = int(value)
+        return cls(**ports)
+
+    def broker(self, node_id: int, protocol: str = "PLAINTEXT") -> int:
+        """Port of a broker's listener: PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (0: not there)."""
+        suffix = _LISTENER_PORT_SUFFIX[protocol]
+        port: int = getattr(self, f"broker_{node_id}{suffix}")
+        return port
+
+    def by_service(self) -> dict[str, int]:
+        """Port per service name (the names of STOP_ORDER, plus ``etcd-peer`` and ``broker-N-<listener>``)."""
+        extra = {
+            f"broker-{i}-{protocol.lower().replace('_', '-')}": self.broker(i, protocol)
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+            for i in BROKER_IDS
+        }
+        return {
+            "kafka-controller": self.kafka_controller,
+            **{f"broker-{i}": self.broker(i) for i in BROKER_IDS},
+            "etcd": self.etcd,
+            "etcd-peer": self.etcd_peer,
+            "kube-apiserver": self.apiserver,
+            **{name: port for name, port in extra.items() if port},
+        }
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The local ports the kernel hands out to outgoing connections (ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def new_kafka_uuid() -> str:
+    """What ``kafka-storage.sh random-uuid`` prints: 16 random bytes, URL-safe base64, no padding."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the programs (from the cache) and the state (data, logs, configs) of one test bed live."""
+
+    cache_dir: Path
+    state_dir: Path
+    kafka_home: Path
+    kubernetes_home: Path
+    etcd_home: Path
+    helm_home: Path
+    java: Path
+    java_opts: tuple[str, ...]
+    kafka_heap: str
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], state_dir: Path | str | None = None, cache_dir: Path | str | None = None
+    ) -> Layout:
+        cache = Path(cache_dir or env.get("DURABLETOPIC_CACHE") or Path.home() / ".cache" / "durabletopic")
+        cache = cache.expanduser()
+        state = Path(state_dir or env.get(f"{ENV_PREFIX}DIR") or cache / "testbed").expanduser().absolute()
+        java_home = env.get("JAVA_HOME")
+        opts = env.get(f"{ENV_PREFIX}JAVA_OPTS")
+        return cls(
+            cache_dir=cache,
+            state_dir=state,
+            kafka_home=cache / f"kafka-{env.get('DURABLETOPIC_KAFKA_VERSION') or KAFKA_VERSION}",
+            kubernetes_home=cache / f"kubernetes-{env.get('DURABLETOPIC_K8S_VERSION') or K8S_VERSION}",
+            etcd_home=cache / f"etcd-{env.get('DURABLETOPIC_ETCD_VERSION') or ETCD_VERSION}",
+            helm_home=cache / f"helm-{env.get('DURABLETOPIC_HELM_VERSION') or HELM_VERSION}",
+            java=Path(
+                env.get(f"{ENV_PREFIX}JAVA")
+                or (Path(java_home) / "bin" / "java" if java_home else None)
+                or shutil.which("java")
+                or "java"
+            ),
+            java_opts=tuple(opts.split()) if opts is not None else DEFAULT_JAVA_OPTS,
+            kafka_heap=env.get(f"{ENV_PREFIX}KAFKA_HEAP") or "384m",
+        )
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.kafka_home / "libs"
+
+    @property
+    def kubectl(self) -> Path:
+        return self.kubernetes_home / "bin" / "kubectl"
+
+    @property
+    def kube_apiserver(self) -> Path:
+        return self.kubernetes_home / "bin" / "kube-apiserver"
+
+    @property
+    def kube_controller_manager(self) -> Path:
+        return self.kubernetes_home / "bin" / "kube-controller-manager"
+
+    @property
+    def etcd(self) -> Path:
+        return self.etcd_home / "bin" / "etcd"
+
+    @property
+    def helm(self) -> Path:
+        return self.helm_home / "bin" / "helm"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.state_dir / "config"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.state_dir / "certs"
+
+    def programs_missing(self) -> list[str]:
+        """The programs `make testbed-install` has not put in the cache, and java or openssl if absent."""
+        missing = [
+            str(p)
+            for p in (
+                self.kafka_home / ".complete",
+                self.etcd_home / ".complete",
+                self.kubernetes_home / ".complete",
+                self.etcd,
+                self.kube_apiserver,
+                self.kube_controller_manager,
+                self.kubectl,
+            )
+            if not p.exists()
+        ]
+        if shutil.which(str(self.java)) is None:
+            missing.append(f"java ({self.java})")
+        if shutil.which("openssl") is None:
+            missing.append("openssl")
+        return missing
+
+    def log4j_config(self) -> Path:
+        path = self.config_dir / "log4j2.xml"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(LOG4J2_XML)
+        return path
+
+    def java_command(
+        self, main_class: str, *args: str, heap: str = "256m", log_file: Path | None = None
+    ) -> list[str]:
+        """A command line running ``main_class`` from the Kafka jars with the test bed's log4j2 config."""
+        log_file = log_file or self.logs_dir / "kafka-tools.log"
+        return [
+            str(self.java),
+            "-Xms64m",
+            f"-Xmx{heap}",
+            *self.java_opts,
+            "-cp",
+            f"{self.kafka_libs}/*",
+            f"-Dlog4j2.configurationFile={self.log4j_config()}",
+            f"-Dtestbed.log.file={log_file}",
+            main_class,
+            *args,
+        ]
+
+    def etcd_argv(self, ports: Ports) -> list[str]:
+        client_url = f"http://127.0.0.1:{ports.etcd}"
+        peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+        return [
+            str(self.etcd),
+            "--name=testbed",
+            f"--data-dir={self.data_dir / 'etcd'}",
+            f"--listen-client-urls={client_url}",
+            f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=testbed={peer_url}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def apiserver_argv(self, ports: Ports, token_file: Path, service_account_key: Path) -> list[str]:
+        return [
+            str(self.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--cert-dir={self.certs_dir}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            f"--token-auth-file={token_file}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={service_account_key}",
+            f"--service-account-signing-key-file={service_account_key}",
+            "--profiling=false",
+        ]
+
+    def controller_manager_argv(self, kubeconfig: Path, service_account_key: Path) -> list[str]:
+        return [
+            str(self.kube_controller_manager),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            f"--controllers={','.join(KUBE_CONTROLLERS)}",
+            f"--service-account-private-key-file={service_account_key}",
+            f"--root-ca-file={self.certs_dir / 'apiserver.crt'}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+        ]
+
+    def kafka_argv(self, node_id: int) -> list[str]:
+        name = kafka_name(node_id)
+        return self.java_command(
+            "kafka.Kafka",
+            str(self.config_dir / f"{name}.properties"),
+            heap=self.kafka_heap,
+            log_file=self.logs_dir / f"{name}.log",
+        )
+
+
+def kafka_name(node_id: int) -> str:
+    return "kafka-controller" if node_id == 0 else f"broker-{node_id}"
+
+
+def kafka_properties(node_id: int, ports: Ports, data_dir: Path, security: KafkaSecurity) -> str:
+    """The properties file of Kafka node `node_id` (0: the KRaft controller, 1..3: the brokers)."""
+    voters = f"0@127.0.0.1:{ports.kafka_controller}"
+    protocols = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+    common = {
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": ",".join(
+            ["CONTROLLER:PLAINTEXT", *(f"{p}:{p}" for p in protocols)]
+        ),
+        "log.dirs": str(data_dir / kafka_name(node_id)),
+    }
+    if node_id == 0:
+        props = {
+            "process.roles": "controller",
+            "listeners": f"CONTROLLER://127.0.0.1:{ports.kafka_controller}",
+        }
+    else:
+        listener = ",".join(f"{p}://127.0.0.1:{ports.broker(node_id, p)}" for p in protocols)
+        props = {
+            "process.roles": "broker",
+            "broker.rack": f"r{node_id}",
+            "listeners": listener,
+            "advertised.listeners": listener,
+            "inter.broker.listener.name": "PLAINTEXT",
+            "offsets.topic.replication.factor": "3",
+            "transaction.state.log.replication.factor": "3",
+            "transaction.state.log.min.isr": "2",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            # Memory, not durability: the log cleaner allocates its 128 MB dedupe buffer on the heap,
+            # and every dynamic log.cleaner.* change starts a new cleaner before the old buffer is
+            # collected; with the default, the second such change kills a 384 MB broker (OOM).
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+            # SASL_PLAINTEXT, SASL_SSL and SSL listeners: mechanisms, JAAS configs, PEM key store.
+            **security.broker_properties(),
+        }
+    lines = [f"{k}={v}" for k, v in {**common, **props}.items()]
+    return "# written by tests/testbed/config.py\n" + "\n".join(lines) + "\n"
+
+
+def token_file_text(tokens: Mapping[str, str]) -> str:
+    """The API server's static tokens: an admin in system:masters and a user with no bindings."""
+    return f'{tokens["admin"]},admin,admin,"system:masters"\n{tokens["nobody"]},nobody,nobody\n'
+
+
+def write_kubeconfig(path: Path | str, api_url: str, ca_file: Path, token: str, user: str) -> Path:
+    """Write a kubeconfig that talks to the API server at `api_url` as the holder of ``token``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cluster: dict[str, Any] = {"server": api_url}
+    if ca_file.exists():
+        cluster["certificate-authority-data"] = base64.b64encode(ca_file.read_bytes()).decode()
+    else:
+        cluster["insecure-skip-tls-verify"] = True
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "durabletopic-testbed", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "durabletopic-testbed",
+                "context": {"cluster": "durabletopic-testbed", "user": user, "namespace": "default"},
+            }
+        ],
+        "current-context": "durabletopic-testbed",
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
+LOG4J2_XML: Final = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- written by tests/testbed/config.py: one log file per Kafka process, named by -Dtestbed.log.file -->
+<Configuration status="WARN" shutdownHook="disable">
+  <Appenders>
+    <File name="file" fileName="${sys:testbed.log.file}" append="true">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Root level="INFO"><AppenderRef ref="file"/></Root>
+    <Logger name="kafka.request.logger" level="WARN"/>
+    <Logger name="org.apache.kafka.common.utils.AppInfoParser" level="WARN"/>
+  </Loggers>
+</Configuration>
+"""

@@ -1,0 +1,344 @@
+"""In-memory ports for the loop's unit tests: a Kafka cluster, the API server's writes, a lease.
+
+They keep just enough state to answer like the real ones (topic ids, replicas, config overrides and
+their sources; status, finalizers and events per object), and let a test inject the failures the
+loop must survive. They stand in for Kafka and Kubernetes only in these unit tests of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION
+from durabletopic.core.health import ReplicaHealth
+from durabletopic.core.model import (
+    Broker,
+    ClusterInfo,
+    ObjectRef,
+    ObservedTopic,
+    PartitionMove,
+    PartitionState,
+    TopicError,
+)
+from durabletopic.core.plan import CreateTopic
+from durabletopic.loop.ports import ApiError, KafkaUnavailable
+from durabletopic.loop.store import DurableTopicObject
+
+BROKER_DEFAULTS = {MIN_INSYNC_REPLICAS: "1", UNCLEAN_LEADER_ELECTION: "false", "retention.ms": "604800000"}
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeTopic:
+    topic_id: str
+    replicas: list[tuple[int, ...]]
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def observed(self, name: str) -> ObservedTopic:
+        partitions = tuple(
+            PartitionState(number, replicas[0], replicas, replicas)
+            for number, replicas in enumerate(self.replicas)
+        )
+        return ObservedTopic(
+            name, self.topic_id, partitions, dict(self.overrides), {**BROKER_DEFAULTS, **self.overrides}
+        )
+
+
+class FakeKafka:
+    """A three-broker cluster on racks r1..r3 that does what it is asked, unless told to fail."""
+
+    def __init__(self, brokers: int = 3) -> None:
+        self.brokers = tuple(Broker(i, f"r{i}") for i in range(1, brokers + 1))
+        self.topics: dict[str, FakeTopic] = {}
+        self.broker_configs_set: dict[int, dict[str, str]] = {}
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+        self.unavailable = False
+        self.refuse: dict[str, TopicError] = {}  # topic -> the error Kafka answers to any change of it
+        self.hidden_after_create = 0  # passes of describe for which a new topic is not yet visible
+        self._hidden: dict[str, int] = {}
+        self.gate: asyncio.Event | None = None  # when set, every call waits for the gate to open
+
+    def add_topic(
+        self, name: str, partitions: int = 3, rf: int = 3, overrides: dict[str, str] | None = None
+    ) -> str:
+        topic_id = f"id-{next(_ids)}"
+        replicas = [tuple(self._replicas(p, rf)) for p in range(partitions)]
+        self.topics[name] = FakeTopic(topic_id, replicas, dict(overrides or {}))
+        return topic_id
+
+    def _replicas(self, partition: int, rf: int) -> list[int]:
+        ids = [b.node_id for b in self.brokers]
+        return [ids[(partition + i) % len(ids)] for i in range(rf)]
+
+    def count(self, op: str) -> int:
+        return sum(1 for name, _ in self.calls if name == op)
+
+    async def _call(self, op: str, names: Collection[str] = ()) -> None:
+        self.calls.append((op, tuple(sorted(names))))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.unavailable:
+            raise KafkaUnavailable(f"{op}: _TRANSPORT: no broker answered")
+
+    async def describe_cluster(self) -> ClusterInfo:
+        await self._call("describe_cluster")
+        return ClusterInfo(self.brokers, controller_id=self.brokers[0].node_id if self.brokers else None)
+
+    async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]:
+        await self._call("describe_topics", names)
+        out: dict[str, ObservedTopic | None] = {}
+        for name in names:
+            if self._hidden.get(name, 0) > 0:
+                self._hidden[name] -= 1
+                out[name] = None
+            else:
+                topic = self.topics.get(name)
+                out[name] = topic.observed(name) if topic else None
+        return out
+
+    async def list_topics(self) -> set[str]:
+        await self._call("list_topics")
+        return set(self.topics)
+
+    async def broker_configs(self) -> dict[str, str]:
+        await self._call("broker_configs")
+        return dict(BROKER_DEFAULTS)
+
+    async def create_topics(self, topics: Sequence[CreateTopic]) -> dict[str, TopicError | None]:
+        await self._call("create_topics", [t.name for t in topics])
+        out: dict[str, TopicError | None] = {}
+        for t in topics:
+            if t.name in self.refuse:
+                out[t.name] = self.refuse[t.name]
+            elif t.name in self.topics:
+                out[t.name] = TopicError("TOPIC_ALREADY_EXISTS", f"Topic '{t.name}' already exists.", False)
+            else:
+                self.add_topic(t.name, t.partitions, t.replication_factor, dict(t.configs))
+                self._hidden[t.name] = self.hidden_after_create
+                out[t.name] = None
+        return out
+
+    async def create_partitions(self, requests: Mapping[str, int]) -> dict[str, TopicError | None]:
+        await self._call("create_partitions", requests)
+        out: dict[str, TopicError | None] = {}
+        for name, total in requests.items():
+            topic = self.topics[name]
+            rf = len(topic.replicas[0])
+            topic.replicas += [tuple(self._replicas(p, rf)) for p in range(len(topic.replicas), total)]
+            out[name] = None
+        return out
+
+    async def alter_configs(
+        self, requests: Mapping[str, Mapping[str, str | None]]
+    ) -> dict[str, TopicError | None]:
+        await self._call("alter_configs", requests)
+        out: dict[str, TopicError | None] = {}
+        for name, changes in requests.items():
+            if name in self.refuse:
+                out[name] = self.refuse[name]
+                continue
+            topic = self.topics.get(name)
+            if topic is None:
+                out[name] = TopicError("UNKNOWN_TOPIC_OR_PART", "unknown topic", False)
+                continue
+            for key, value in changes.items():
+                if value is None:
+                    topic.overrides.pop(key, None)
+                else:
+                    topic.overrides[key] = value
+            out[name] = None
+        return out
+
+    async def alter_broker_configs(
+        self, changes: Mapping[int, Mapping[str, str | None]]
+    ) -> dict[int, TopicError | None]:
+        await self._call("alter_broker_configs")
+        for broker, entries in changes.items():
+            configs = self.broker_configs_set.setdefault(broker, {})
+            for key, value in entries.items():
+                if value is None:
+                    configs.pop(key, None)
+                else:
+                    configs[key] = value
+        return dict.fromkeys(changes)
+
+    async def delete_topics(self, names: Collection[str]) -> dict[str, TopicError | None]:
+        await self._call("delete_topics", names)
+        out: dict[str, TopicError | None] = {}
+        for name in names:
+            if self.topics.pop(name, None) is None:
+                out[name] = TopicError("UNKNOWN_TOPIC_OR_PART", "unknown topic", False)
+            else:
+                out[name] = None
+        return out
+
+
+class FakeReassigner:
+    """Kafka's reassignments: started moves finish when the test says so."""
+
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+        self.moves: dict[str, dict[int, tuple[int, ...]]] = {}
+
+    async def ongoing(self) -> dict[str, dict[int, PartitionMove]]:
+        out: dict[str, dict[int, PartitionMove]] = {}
+        for topic, partitions in self.moves.items():
+            current = self.kafka.topics[topic].replicas
+            out[topic] = {
+                p: PartitionMove(
+                    tuple(dict.fromkeys(current[p] + target)),
+                    tuple(r for r in target if r not in current[p]),
+                    tuple(r for r in current[p] if r not in target),
+                )
+                for p, target in partitions.items()
+            }
+        return out
+
+    async def reassign(
+        self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
+    ) -> dict[str, str | None]:
+        for topic, partitions in assignments.items():
+            self.moves.setdefault(topic, {}).update(partitions)
+        return dict.fromkeys(assignments)
+
+    def finish(self) -> None:
+        for topic, partitions in self.moves.items():
+            for p, target in partitions.items():
+                self.kafka.topics[topic].replicas[p] = target
+        self.moves.clear()
+
+
+class FakeKube:
+    """The API server's side of the loop's writes."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[ObjectRef, dict[str, Any]] = {}
+        self.status_writes: list[ObjectRef] = []
+        self.finalizers: dict[ObjectRef, list[str]] = {}
+        self.events: list[tuple[ObjectRef, str, str, str]] = []
+        self.profiles: list[ObjectRef] = []
+        self.fail_status: dict[ObjectRef, list[int]] = {}  # HTTP codes the next status writes answer
+        self.writes_allowed = True
+
+    async def write_status(
+        self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        assert self.writes_allowed, f"status of {obj.ref} written while writes are not allowed"
+        failures = self.fail_status.get(obj.ref)
+        if failures:
+            raise ApiError(failures.pop(0), "Fail", "injected")
+        self.status_writes.append(obj.ref)
+        self.statuses[obj.ref] = dict(status)
+
+    async def set_finalizers(self, obj: DurableTopicObject, finalizers: Sequence[str]) -> None:
+        self.finalizers[obj.ref] = list(finalizers)
+
+    async def post_event(self, obj: DurableTopicObject, event_type: str, reason: str, message: str) -> None:
+        self.events.append((obj.ref, str(event_type), str(reason), message))
+
+    async def apply_client_profile(self, obj: DurableTopicObject) -> None:
+        self.profiles.append(obj.ref)
+
+    def reasons(self, ref: ObjectRef) -> list[str]:
+        return [reason for r, _, reason, _ in self.events if r == ref]
+
+    def condition(self, ref: ObjectRef, kind: str) -> tuple[str, str] | None:
+        for condition in self.statuses.get(ref, {}).get("conditions") or []:
+            if condition["type"] == kind:
+                return condition["status"], condition["reason"]
+        return None
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.passes: list[tuple[str, int]] = []
+        self.drift_counts: list[tuple[str, str, str]] = []
+        self.health: dict[ObjectRef, ReplicaHealth] = {}
+        self.drift: dict[ObjectRef, list[tuple[str, str]]] = {}
+        self.resources: dict[str, int] = {}
+        self.leading: list[bool] = []
+        self.forgotten: list[ObjectRef] = []
+
+    def record_pass(self, result: str, objects: int, seconds: float) -> None:
+        self.passes.append((result, objects))
+
+    def record_sweep(self, seconds: float) -> None:
+        pass
+
+    def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None:
+        self.drift_counts.append((key, severity, action))
+
+    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None:
+        self.health[ref] = health
+
+    def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None:
+        self.drift[ref] = list(keys)
+
+    def forget(self, ref: ObjectRef) -> None:
+        self.forgotten.append(ref)
+
+    def set_resources(self, counts: Mapping[str, int]) -> None:
+        self.resources = dict(counts)
+
+    def set_leader(self, leading: bool) -> None:
+        self.leading.append(leading)
+
+    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
+        pass
+
+
+class FakeLease:
+    """Leadership the test hands out and takes away."""
+
+    def __init__(self) -> None:
+        self.granted = asyncio.Event()
+        self.lost = asyncio.Event()
+        self.acquired = 0
+
+    async def acquire(self) -> None:
+        await self.granted.wait()
+        self.acquired += 1
+        self.lost.clear()
+
+    async def hold(self) -> None:
+        await self.lost.wait()
+
+    async def release(self) -> None:
+        pass
+
+    def take_away(self) -> None:
+        self.granted.clear()
+        self.lost.set()
+
+
+def body(
+    name: str,
+    spec: Mapping[str, Any] | None = None,
+    *,
+    namespace: str = "team",
+    generation: int = 1,
+    created: str = "2026-11-28T10:00:00Z",
+    uid: str | None = None,
+    finalizers: Sequence[str] = (),
+    deleting: bool = False,
+    annotations: Mapping[str, str] | None = None,
+    status: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A DurableTopic as a watch event carries it."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": uid or f"uid-{namespace}-{name}",
+        "generation": generation,
+        "creationTimestamp": created,
+        "resourceVersion": str(next(_ids)),
+        "finalizers": list(finalizers),
+        "annotations": dict(annotations or {}),
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-11-28T12:00:00Z"
+    return {"metadata": metadata, "spec": dict(spec or {"partitions": 3}), "status": dict(status or {})}

@@ -1,0 +1,62 @@
+"""A pass takes every due object at once and makes a constant number of Kafka requests."""
+
+from __future__ import annotations
+
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION
+from tests.unit.loop.conftest import Harness
+
+
+async def test_a_burst_of_objects_is_one_pass_of_batched_requests(harness: Harness) -> None:
+    refs = [harness.apply(f"orders-{i}") for i in range(200)]
+    processed = await harness.step()
+    assert sorted(map(str, processed)) == sorted(map(str, refs))
+    assert harness.kafka.count("create_topics") == 1
+    assert harness.kafka.count("describe_topics") == 2, "one read, one confirming read"
+    assert harness.kafka.count("describe_cluster") == 1
+    assert all(harness.ready(ref) for ref in refs)
+    assert len(harness.kube.status_writes) == 200, "one status write per object"
+    topic = harness.kafka.topics["orders-7"]
+    assert topic.overrides == {MIN_INSYNC_REPLICAS: "2", UNCLEAN_LEADER_ELECTION: "false"}
+    assert harness.controller.queue.keys() == []
+
+
+async def test_duplicate_events_queue_an_object_once(harness: Harness) -> None:
+    for _ in range(3):
+        harness.apply("orders")
+    assert len(harness.controller.queue) == 1
+    await harness.settle()
+    assert harness.kafka.count("create_topics") == 1
+
+
+async def test_own_status_write_coming_back_is_not_queued(harness: Harness) -> None:
+    ref = harness.apply("orders")
+    await harness.settle()
+    written = harness.status(ref)
+    harness.event("MODIFIED", "orders", status=written)
+    assert harness.controller.queue.keys() == []
+    harness.event("MODIFIED", "orders", {"partitions": 6}, generation=2, status=written)
+    assert harness.controller.queue.keys() == [ref]
+    await harness.settle()
+    assert len(harness.kafka.topics["orders"].replicas) == 6
+
+
+async def test_idle_pass_writes_nothing(harness: Harness) -> None:
+    refs = [harness.apply(f"t{i}") for i in range(20)]
+    await harness.settle()
+    writes = len(harness.kube.status_writes)
+    harness.controller.enqueue_all()
+    await harness.step()
+    assert len(harness.kube.status_writes) == writes
+    assert harness.kafka.calls[-1][0] == "describe_topics", "an idle pass only reads"
+    assert all(harness.ready(ref) for ref in refs)
+
+
+async def test_created_topic_not_yet_visible_gets_one_status_write(harness: Harness) -> None:
+    harness.kafka.hidden_after_create = 2
+    ref = harness.apply("orders")
+    await harness.step()
+    assert harness.kube.status_writes == [], "no Creating status written while metadata spreads"
+    assert harness.controller.queue.keys() == [ref]
+    await harness.settle()
+    assert harness.kube.status_writes == [ref]
+    assert harness.ready(ref)
