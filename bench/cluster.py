@@ -121,7 +121,11 @@ class Bench:
         return time.monotonic() - began
 
     def create_objects(
-        self, namespace: str, names: Sequence[str], spec: Mapping[str, Any] = SPEC
+        self,
+        namespace: str,
+        names: Sequence[str],
+        spec: Mapping[str, Any] = SPEC,
+        annotations: Mapping[str, str] | None = None,
     ) -> dict[str, float]:
         """Creates one DurableTopic per name from `threads` threads; returns each one's send time (monotonic)."""
 
@@ -129,7 +133,7 @@ class Bench:
             body = {
                 "apiVersion": crd.API_VERSION,
                 "kind": crd.KIND,
-                "metadata": {"name": name, "namespace": namespace},
+                "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
                 "spec": dict(spec),
             }
             sent = time.monotonic()
@@ -175,6 +179,9 @@ class Bench:
             first = next(iter(failures.items()))
             raise RuntimeError(f"create_topics: {len(failures)} topic(s) failed, first {first}")
         return requests
+
+    def kafka_topic_names(self) -> set[str]:
+        return set(self.admin.list_topics(timeout=30).topics)
 
     def delete_topics(self, names: Sequence[str]) -> int:
         """Deletes the topics in batched DeleteTopics requests; returns how many failed (absent ones do not)."""

@@ -132,3 +132,37 @@ def test_drift(testbed: Testbed, tmp_path: Path) -> None:
     check_stats(drift["detect_seconds"], K)
     check_stats(drift["revert_seconds"], K)
     assert set(drift["final_min_insync_replicas"].values()) == {"2"}
+
+
+def check_deletion(result: dict[str, Any], n: int) -> None:
+    assert result["benchmark"] == "deletion" and result["n"] == n and result["ok"]
+    assert result["settled"]["all"] and result["settled"]["count"] == n
+    assert result["namespace_gone_seconds"] > 0
+    assert result["operator_cpu_seconds"] >= 0
+    # An event cannot be posted into a namespace being deleted: at most the one per object that says
+    # its topic was deleted (or kept) is refused.
+    assert result["requests"]["api_requests"]["errors"] <= n
+    assert result["operator"]["log_error_lines"] == 0, result["operator"]["log_first_errors"]
+
+
+def test_deletion(testbed: Testbed, tmp_path: Path) -> None:
+    result = run_bench("deletion", "--topics", str(N), json_path=tmp_path / "deletion.json")
+    check_deletion(result, N)
+    assert result["topics_left"] == 0
+    by_op = result["requests"]["admin_requests"]["by_op"]
+    assert 1 <= by_op.get("delete_topics", 0) <= 5, by_op  # batched, not one request per topic
+
+
+def test_deletion_of_large_paused_objects(testbed: Testbed, tmp_path: Path) -> None:
+    result = run_bench(
+        "deletion",
+        "--topics",
+        str(N),
+        "--paused",
+        "--config-bytes",
+        "32000",
+        json_path=tmp_path / "paused.json",
+    )
+    check_deletion(result, N)
+    assert result["requests"]["admin_requests"]["total"] == 0, "a paused object makes no Kafka call"
+    assert result["rss_mib_settled"] > 0

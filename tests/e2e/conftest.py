@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -83,3 +86,84 @@ def namespace(kube: Kube, testbed) -> Iterator[str]:  # type: ignore[no-untyped-
         capture_output=True,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def operator_instead(
+    session: OperatorProcess, log_path: Path, *, kubeconfig: Path | None = None, **env: str
+) -> Iterator[OperatorProcess]:
+    """Another operator process in place of the session's (which is stopped meanwhile, so that only
+    one reconciles): the same settings, with `env` on top."""
+    session.stop()
+    other = OperatorProcess(
+        bootstrap_servers=session.bootstrap_servers,
+        kubeconfig=kubeconfig or session.kubeconfig,
+        log_path=log_path,
+        env={**session.extra_env, **env},
+    )
+    try:
+        other.start()
+        yield other
+    finally:
+        other.stop()
+        session.start()
+
+
+# The throttle of `slow_operator`: a 10 MB move takes tens of seconds, long enough to interrupt.
+SLOW_THROTTLE = 256 * 1024
+
+
+@pytest.fixture
+def slow_operator(operator: OperatorProcess, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator with a tight replication throttle, so that a move lasts long enough to interrupt."""
+    throttle = {"DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(SLOW_THROTTLE)}
+    with operator_instead(operator, tmp_path / "slow-operator.log", **throttle) as slow:
+        yield slow
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An operator identity from the chart: its ServiceAccount (as a user name), the RBAC documents the
+    chart rendered for it, a kubeconfig with its token, and the namespace it lives in."""
+
+    user: str
+    rbac: list[dict[str, Any]]
+    kubeconfig: Path
+    namespace: str
+
+
+@pytest.fixture
+def namespaced_identity(testbed, crd_installed, namespace: str, tmp_path: Path) -> Iterator[Identity]:  # type: ignore[no-untyped-def]
+    """The chart's ServiceAccount and RBAC in namespaced mode (watchNamespaces: [namespace]), installed
+    under a release of its own: what a team that runs the operator for one namespace gets."""
+    release = f"r{uuid.uuid4().hex[:6]}"
+    home = f"{namespace}-op"
+    testbed.kubectl("create", "namespace", home)
+    chart = str(ROOT / "charts" / "durable-topic-operator")
+    watched = f"watchNamespaces={{{namespace}}}"
+    rendered = subprocess.run(
+        [str(testbed.helm_path), "template", release, chart, "--namespace", home, "--set", watched],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    identity_docs = [d for d in yaml.safe_load_all(rendered) if d and d.get("kind") in RBAC_KINDS]
+    testbed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(identity_docs))
+    (account,) = [d["metadata"]["name"] for d in identity_docs if d["kind"] == "ServiceAccount"]
+    token = testbed.kubectl("create", "token", account, "-n", home, "--duration", "2h").stdout.strip()
+    kubeconfig = Path(testbed.kubeconfig_for_token(token, tmp_path / "identity-kubeconfig", user=account))
+    try:
+        yield Identity(
+            user=f"system:serviceaccount:{home}:{account}",
+            rbac=[d for d in identity_docs if d["kind"] in ("ClusterRole", "Role")],
+            kubeconfig=kubeconfig,
+            namespace=home,
+        )
+    finally:
+        for doc in identity_docs:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                testbed.kubectl(
+                    "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found", check=False
+                )
+        testbed.kubectl("delete", "namespace", home, "--wait=false", check=False)

@@ -4,11 +4,12 @@ the way the tests check what the operator did."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 from kubernetes import client, config
 
@@ -134,7 +135,12 @@ def describe(admin: AdminClient, name: str) -> TopicFacts | None:
             return None
         raise
     resource = ConfigResource(ResourceType.TOPIC, name)
-    entries = admin.describe_configs([resource], request_timeout=10)[resource].result()
+    try:
+        entries = admin.describe_configs([resource], request_timeout=10)[resource].result()
+    except KafkaException as error:
+        if error.args[0].name() == "UNKNOWN_TOPIC_OR_PART":  # not yet known to the broker asked
+            return None
+        raise
     overrides = {
         key: entry.value
         for key, entry in entries.items()
@@ -213,6 +219,60 @@ def _snapshot(admin: AdminClient) -> dict[str, Any]:
             "configs": {key: (entry.value, str(entry.source)) for key, entry in sorted(entries.items())},
         }
     return out
+
+
+def produce(bootstrap: str, topic: str, count: int) -> None:
+    """`count` numbered messages, acks=all and idempotent; fails the test if one is not acknowledged."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20}
+    )
+    failures: list[str] = []
+    payload = b"x" * 1000
+    for number in range(count):
+        producer.produce(
+            topic,
+            key=str(number).encode(),
+            value=payload,
+            on_delivery=lambda err, _: err and failures.append(str(err)),
+        )
+        if number % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+    assert not failures
+
+
+def consume_all(bootstrap: str, topic: str, expected: int) -> set[int]:
+    """The numbers (keys) of the messages read from the start of the topic, within a minute."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=1):
+                if message.error() is None:
+                    seen.add(int(message.key()))
+    finally:
+        consumer.close()
+    return seen
+
+
+def describe_partitions(admin: AdminClient, name: str) -> tuple[int, list[int]] | None:
+    """The topic's min.insync.replicas in force and the ISR size of each partition, or None."""
+    try:
+        description = admin.describe_topics(TopicCollection([name]), request_timeout=10)[name].result()
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        entries = admin.describe_configs([resource], request_timeout=10)[resource].result()
+    except KafkaException:
+        return None
+    return int(entries["min.insync.replicas"].value), [len(p.isr) for p in description.partitions]
 
 
 # -------------------------------------------------------------------------------------- metrics

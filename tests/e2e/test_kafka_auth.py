@@ -31,6 +31,7 @@ from durabletopic.adapters.kafka.clientconfig import read_client_properties
 from durabletopic.core import crd
 from durabletopic.loop.ports import KafkaAdminError
 from tests.e2e import helpers
+from tests.e2e.conftest import Identity
 from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of
 from tests.testbed.operator_process import OperatorProcess
 
@@ -301,7 +302,7 @@ def test_operator_authenticates_and_keeps_the_secret(  # type: ignore[no-untyped
     kube: Kube,
     namespace: str,
     kafka_admin,
-    operator_kubeconfig: Path,
+    namespaced_identity: Identity,
     session_operator_paused: None,
     tmp_path: Path,
 ) -> None:
@@ -316,7 +317,7 @@ def test_operator_authenticates_and_keeps_the_secret(  # type: ignore[no-untyped
 
     began = time.monotonic()
     proc = start_operator(
-        testbed, operator_kubeconfig, namespace, bootstrap, properties, tmp_path / "operator.log"
+        testbed, namespaced_identity.kubeconfig, namespace, bootstrap, properties, tmp_path / "operator.log"
     )
     try:
         # A new topic: created with the durability floors and the asked-for config.
@@ -369,7 +370,7 @@ def test_wrong_password_is_kafka_unavailable_and_never_logged(  # type: ignore[n
     testbed,
     kube: Kube,
     namespace: str,
-    operator_kubeconfig: Path,
+    namespaced_identity: Identity,
     session_operator_paused: None,
     tmp_path: Path,
 ) -> None:
@@ -378,7 +379,7 @@ def test_wrong_password_is_kafka_unavailable_and_never_logged(  # type: ignore[n
     docs = render_chart(testbed, *chart_settings(protocol, mechanism, bootstrap))
     properties = lay_out_client_files(docs, tmp_path / "kafka", secret_data(testbed, wrong))
     proc = start_operator(
-        testbed, operator_kubeconfig, namespace, bootstrap, properties, tmp_path / "operator.log"
+        testbed, namespaced_identity.kubeconfig, namespace, bootstrap, properties, tmp_path / "operator.log"
     )
     try:
         topic = f"{namespace}.refused"

@@ -4,81 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
 
 from durabletopic.adapters.kafka.reassign import Reassigner
 from tests.e2e import helpers
-from tests.e2e.helpers import Kube, condition, metric_value, ready, reason_of
+from tests.e2e.conftest import SLOW_THROTTLE
+from tests.e2e.helpers import Kube, condition, consume_all, metric_value, produce, ready, reason_of
 from tests.testbed.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.testbed]
 
 MESSAGES = 10_000
-THROTTLE = 256 * 1024  # bytes/s per broker: the 10 MB move takes tens of seconds, long enough to interrupt
-
-
-@pytest.fixture
-def slow_operator(testbed, operator: OperatorProcess, tmp_path) -> Iterator[OperatorProcess]:  # type: ignore[no-untyped-def]
-    """The operator with a tight replication throttle, so that a move lasts long enough to interrupt."""
-    operator.stop()
-    slow = OperatorProcess(
-        bootstrap_servers=testbed.bootstrap_servers,
-        kubeconfig=operator.kubeconfig,
-        log_path=tmp_path / "slow-operator.log",
-        env={**operator.extra_env, "DURABLETOPIC_REASSIGNMENT_THROTTLE_BYTES_PER_SECOND": str(THROTTLE)},
-    )
-    slow.start()
-    try:
-        yield slow
-    finally:
-        slow.stop()
-        operator.start()
-
-
-def produce(bootstrap: str, topic: str, count: int) -> None:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20}
-    )
-    failures: list[str] = []
-    payload = b"x" * 1000
-    for number in range(count):
-        producer.produce(
-            topic,
-            key=str(number).encode(),
-            value=payload,
-            on_delivery=lambda err, _: err and failures.append(str(err)),
-        )
-        if number % 1000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0
-    assert not failures
-
-
-def consume_all(bootstrap: str, topic: str, expected: int) -> set[int]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    seen: set[int] = set()
-    deadline = time.monotonic() + 60
-    try:
-        while len(seen) < expected and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=1):
-                if message.error() is None:
-                    seen.add(int(message.key()))
-    finally:
-        consumer.close()
-    return seen
 
 
 def ongoing(bootstrap: str) -> dict:  # type: ignore[type-arg]
@@ -119,7 +57,7 @@ def test_rf_1_to_3_survives_an_operator_crash(
     assert facts is not None
     assert facts.overrides.get("leader.replication.throttled.replicas") == "*"
     assert facts.overrides.get("follower.replication.throttled.replicas") == "*"
-    rate = str(THROTTLE)
+    rate = str(SLOW_THROTTLE)
     assert broker_throttle_rates(kafka_admin, [1, 2, 3]) == {
         b: {"leader.replication.throttled.rate": rate, "follower.replication.throttled.rate": rate}
         for b in (1, 2, 3)

@@ -33,16 +33,16 @@ SASL_VALUES = [
 # What the operator does against the API server, and nothing more.
 NAMESPACED_RULES = frozenset(
     {
-        *(("durabletopic.dev", "durabletopics", v, "*") for v in ("get", "list", "watch", "patch")),
+        *(("durabletopic.dev", "durabletopics", v, "*") for v in ("list", "watch", "patch")),
         ("durabletopic.dev", "durabletopics/status", "patch", "*"),
-        *((g, "events", v, "*") for g in ("", "events.k8s.io") for v in ("create", "patch")),
-        *(("", "configmaps", v, "*") for v in ("get", "list", "watch", "create", "patch", "update")),
+        ("", "events", "create", "*"),
+        *(("", "configmaps", v, "*") for v in ("create", "patch")),
     }
 )
-CRD_RULES = frozenset(
-    ("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in ("get", "list", "watch")
-)
 NAMESPACE_RULES = frozenset(("", "namespaces", v, "*") for v in ("list", "watch"))
+CRD_RULES = frozenset(
+    ("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in ("list", "watch")
+)
 LEASE_RULES = frozenset(
     {
         ("coordination.k8s.io", "leases", "create", "*"),
@@ -246,7 +246,7 @@ def test_rbac_cluster_wide_is_least_privilege(helm_template: Render) -> None:
     }
     assert roles == {
         ("ClusterRole", "durable-topic-operator"): NAMESPACED_RULES,
-        ("ClusterRole", "durable-topic-operator-discovery"): CRD_RULES | NAMESPACE_RULES,
+        ("ClusterRole", "durable-topic-operator-discovery"): CRD_RULES,
         ("Role", "durable-topic-operator-leader-election"): LEASE_RULES,
     }
     (lease_role,) = by_kind(objects, "Role")
@@ -268,7 +268,7 @@ def test_rbac_namespaced_mode(helm_template: Render) -> None:
         for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
     }
     assert roles == {
-        ("ClusterRole", None, "r1-durable-topic-operator-discovery"): CRD_RULES,
+        ("ClusterRole", None, "r1-durable-topic-operator-discovery"): CRD_RULES | NAMESPACE_RULES,
         ("Role", "team-a", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "team-b", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "ops", "r1-durable-topic-operator-leader-election"): LEASE_RULES,
@@ -605,8 +605,10 @@ def test_helm_install_upgrade_uninstall(testbed: Any, helm: Path, scratch: tuple
         assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default")
         assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev/status", "default")
         assert can_i(testbed, sa, "create", "configmaps", "default")
+        assert can_i(testbed, sa, "patch", "configmaps", "default")
+        assert not can_i(testbed, sa, "get", "configmaps", "default")
         assert can_i(testbed, sa, "create", "events", "default")
-        assert can_i(testbed, sa, "create", "events.events.k8s.io", "default")
+        assert not can_i(testbed, sa, "create", "events.events.k8s.io", "default")
         assert can_i(testbed, sa, "list", "customresourcedefinitions.apiextensions.k8s.io")
         assert can_i(testbed, sa, "create", "leases.coordination.k8s.io", namespace)
         assert can_i(testbed, sa, "update", "leases.coordination.k8s.io/durable-topic-operator", namespace)

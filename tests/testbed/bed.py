@@ -117,6 +117,10 @@ class Testbed:
         return self.layout.logs_dir
 
     @property
+    def audit_log(self) -> Path:
+        return self.layout.audit_log
+
+    @property
     def data_dir(self) -> Path:
         return self.layout.data_dir
 

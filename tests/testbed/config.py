@@ -365,6 +365,16 @@ class Layout:
             "--log-level=warn",
         ]
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: every request of a ServiceAccount (the operator under test)."""
+        return self.logs_dir / "audit.log"
+
+    def audit_policy(self) -> Path:
+        path = self.config_dir / "audit-policy.yaml"
+        path.write_text(AUDIT_POLICY)
+        return path
+
     def apiserver_argv(self, ports: Ports, token_file: Path, service_account_key: Path) -> list[str]:
         return [
             str(self.kube_apiserver),
@@ -381,6 +391,11 @@ class Layout:
             f"--service-account-key-file={service_account_key}",
             f"--service-account-signing-key-file={service_account_key}",
             "--profiling=false",
+            f"--audit-policy-file={self.audit_policy()}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=100",
+            "--audit-log-maxbackup=1",
         ]
 
     def controller_manager_argv(self, kubeconfig: Path, service_account_key: Path) -> list[str]:
@@ -485,6 +500,17 @@ def write_kubeconfig(path: Path | str, api_url: str, ca_file: Path, token: str, 
     tmp.replace(path)
     return path
 
+
+AUDIT_POLICY: Final = """\
+# written by tests/testbed/config.py: the requests of ServiceAccounts, without bodies
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 LOG4J2_XML: Final = """\
 <?xml version="1.0" encoding="UTF-8"?>

@@ -15,6 +15,7 @@ from durabletopic.core.model import (
     ObservedTopic,
     PartitionState,
     Policy,
+    Recorded,
 )
 from durabletopic.core.ownership import DeleteTopic, plan_deletion
 from durabletopic.core.plan import AddPartitions, AlterConfigs, CreateTopic, Reassign, plan_topic
@@ -138,7 +139,14 @@ def test_replication_factor_decrease() -> None:
     assert refused.actions == ()
     five = ClusterInfo(tuple(Broker(i, f"r{i}") for i in range(1, 6)))
     observed = topic(rf=5, overrides=DURABLE)
-    allowed = plan_topic(spec(replicationFactor=4), "orders", observed, five, POLICY)
+    allowed = plan_topic(
+        spec(replicationFactor=4),
+        "orders",
+        observed,
+        five,
+        POLICY,
+        recorded=Recorded(applied_replication_factor=5),
+    )
     (reassign,) = allowed.actions
     assert isinstance(reassign, Reassign)
     assert all(len(r) == 4 and r[0] == 1 for r in reassign.assignment.values())
@@ -184,10 +192,12 @@ def test_deletion_only_with_delete_policy_and_matching_id() -> None:
     observed = topic(topic_id="abc")
     retain = spec()
     delete = spec(deletionPolicy="Delete")
-    assert plan_deletion(retain, observed, "abc", owner=True)[0] is None
-    assert plan_deletion(delete, observed, "other", owner=True)[0] is None
-    assert plan_deletion(delete, observed, "abc", owner=False)[0] is None
-    assert plan_deletion(delete, observed, "abc", owner=True)[0] == DeleteTopic("orders", "abc")
+    assert plan_deletion(retain, observed, Recorded(topic_id="abc"), owner=True)[0] is None
+    assert plan_deletion(delete, observed, Recorded(topic_id="other"), owner=True)[0] is None
+    assert plan_deletion(delete, observed, Recorded(topic_id="abc"), owner=False)[0] is None
+    assert plan_deletion(delete, observed, Recorded(topic_id="abc"), owner=True)[0] == DeleteTopic(
+        "orders", "abc"
+    )
 
 
 # ----- properties over random specs and observed states -----
@@ -305,7 +315,7 @@ def test_no_plan_ever_weakens_a_topic(
 def test_deletion_happens_only_on_the_delete_path(
     desired: DurableTopicSpec, observed: ObservedTopic | None, recorded: str, owner: bool
 ) -> None:
-    action, why = plan_deletion(desired, observed, recorded or None, owner=owner)
+    action, why = plan_deletion(desired, observed, Recorded(topic_id=recorded or None), owner=owner)
     assert why
     if action is not None:
         assert desired.deletion_policy is DeletionPolicy.DELETE and owner

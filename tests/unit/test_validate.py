@@ -250,3 +250,41 @@ def test_plan_refuses_invalid_manifests_without_kafka(capsys: pytest.CaptureFixt
     assert cli.main(["plan", str(path), "--bootstrap-servers", "127.0.0.1:1", "--timeout", "1"]) == 1
     out = capsys.readouterr().out
     assert "refuse RejectedByAPIServer: spec.minInSyncReplicas" in out
+
+
+HEADER = "apiVersion: durabletopic.dev/v1alpha1\nkind: DurableTopic\nmetadata: {name: a}\nspec:\n"
+
+
+def _weird_inputs(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "a 5,000-digit number": HEADER + "  partitions: " + "9" * 5000 + "\n",
+        "a float beyond float64": HEADER + "  partitions: 1e5000\n",
+        "a 5,000-digit key": HEADER + "  partitions: 1\n  config:\n    " + "9" * 5000 + ": x\n",
+        "deep flow nesting": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        "deep block nesting": "".join("  " * i + "k:\n" for i in range(400)),
+    }
+    paths = {}
+    for i, (what, text) in enumerate(files.items()):
+        paths[what] = tmp_path / f"weird-{i}.yaml"
+        paths[what].write_text(text)
+    paths["binary data"] = tmp_path / "binary.yaml"
+    paths["binary data"].write_bytes(bytes(range(256)) * 64)
+    paths["a 100 MiB file"] = tmp_path / "huge.yaml"
+    with paths["a 100 MiB file"].open("wb") as sparse:
+        sparse.seek(100 * 1024 * 1024)
+        sparse.write(b"x")
+    return paths
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_any_input_gets_a_verdict_never_a_traceback(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = ["--bootstrap-servers", "127.0.0.1:1", "--timeout", "1"] if command == "plan" else []
+    for what, path in _weird_inputs(tmp_path).items():
+        code = cli.main([command, str(path), *extra])
+        out = capsys.readouterr()
+        assert code in (1, 2), (what, code, out)
+        assert "Traceback" not in out.out + out.err, what
+        if code == 2:
+            assert out.err.startswith(f"durabletopic {command}: "), (what, out.err)

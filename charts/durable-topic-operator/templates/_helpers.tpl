@@ -99,23 +99,21 @@ matchExpressions:
 
 {{/* Rules of the operator over its namespaced resources (a ClusterRole, or a Role per namespace). */}}
 {{- define "dto.namespacedRules" -}}
-# Watch DurableTopics.
+# Watch and list DurableTopics (kopf, and the operator's own full listing); the finalizer.
 - apiGroups: ["durabletopic.dev"]
   resources: ["durabletopics"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # Write their status (conditions, observedGeneration, what Kafka has).
 - apiGroups: ["durabletopic.dev"]
   resources: ["durabletopics/status"]
   verbs: ["patch"]
-# Events on DurableTopics (drift, refusals, corrections).
+# Events on DurableTopics (drift, refusals, deletions), through the core API.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# Client profile ConfigMaps (`<name>-client-profile`), owned by their DurableTopic.
+  verbs: ["create"]
+# Client profile ConfigMaps (`<name>-client-profile`), owned by their DurableTopic: written by
+# server-side apply only: `patch`, and `create` for the first apply, which creates the object.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["create", "patch"]
 {{- end }}

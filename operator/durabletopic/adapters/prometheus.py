@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Collection, Mapping
 
@@ -64,7 +65,9 @@ class Metrics:
             "durabletopic_audit_findings", "Cluster audit findings by rule.", ["rule", "severity"], registry=r
         )
         self.kafka_up = Gauge(
-            "durabletopic_kafka_up", "1 when the last Kafka admin request succeeded.", registry=r
+            "durabletopic_kafka_up",
+            "1 when Kafka answered the last admin request (even with a refusal), 0 when no broker answered.",
+            registry=r,
         )
         self.admin_requests = Counter(
             "durabletopic_admin_requests_total",
@@ -93,12 +96,15 @@ class Metrics:
         )
         self.leader = Gauge("durabletopic_leader", "1 while this operator replica is the leader.", registry=r)
         self._drift_series: dict[ObjectRef, set[tuple[str, str, str]]] = {}
+        self._drift_counted: dict[ObjectRef, set[tuple[str, str, str, str]]] = {}
         self._health_topics: dict[ObjectRef, str] = {}
+        self._topic_users: collections.Counter[str] = collections.Counter()
 
-    def record_admin_request(self, op: str, result: str, seconds: float) -> None:
-        self.admin_requests.labels(op=op, result=result).inc()
+    def record_admin_request(self, op: str, outcome: str, seconds: float) -> None:
+        """`outcome`: ok; error (Kafka answered, and refused); unreachable (no broker answered)."""
+        self.admin_requests.labels(op=op, result="ok" if outcome == "ok" else "error").inc()
         self.admin_request_duration.labels(op=op).observe(seconds)
-        self.kafka_up.set(1 if result == "ok" else 0)
+        self.kafka_up.set(0 if outcome == "unreachable" else 1)
 
     def record_api_request(self, method: str, result: str, seconds: float) -> None:
         self.api_requests.labels(method=method, result=result).inc()
@@ -112,13 +118,30 @@ class Metrics:
 
     def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None:
         self.drift_detected.labels(ref.namespace, ref.name, topic, key, severity, action).inc()
+        self._drift_counted.setdefault(ref, set()).add((topic, key, severity, action))
 
     def set_resources(self, counts: Mapping[str, int]) -> None:
         for condition, count in counts.items():
             self.resources.labels(condition=condition).set(count)
 
     def set_leader(self, leading: bool) -> None:
+        """A replica that stops leading stops exporting what only the leader knows: the gauges of
+        objects, partitions and the audit (the counters keep their totals)."""
         self.leader.set(1 if leading else 0)
+        if not leading:
+            for gauge in (
+                self.drift,
+                self.under_replicated,
+                self.under_min_isr,
+                self.at_min_isr,
+                self.offline,
+                self.resources,
+                self.audit_findings,
+            ):
+                gauge.clear()
+            self._drift_series.clear()
+            self._health_topics.clear()
+            self._topic_users.clear()
 
     def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None:
         """The drift gauges of one DurableTopic: exactly `keys` (key, severity) are 1."""
@@ -135,19 +158,31 @@ class Metrics:
 
     def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None:
         previous = self._health_topics.get(ref)
-        if previous is not None and previous != topic:
-            self._remove_health(previous)
-        self._health_topics[ref] = topic
+        if previous != topic:
+            if previous is not None:
+                self._release_topic(previous)
+            self._health_topics[ref] = topic
+            self._topic_users[topic] += 1
         self.under_replicated.labels(topic).set(health.under_replicated)
         self.under_min_isr.labels(topic).set(health.under_min_isr)
         self.at_min_isr.labels(topic).set(health.at_min_isr)
         self.offline.labels(topic).set(health.offline)
 
     def forget(self, ref: ObjectRef) -> None:
-        """Drops every series of a deleted DurableTopic."""
+        """Drops every series of a deleted DurableTopic, each in O(1)."""
         self.set_drift(ref, "", ())
+        for labels in self._drift_counted.pop(ref, ()):
+            with contextlib.suppress(KeyError):
+                self.drift_detected.remove(ref.namespace, ref.name, *labels)
         topic = self._health_topics.pop(ref, None)
-        if topic is not None and topic not in self._health_topics.values():
+        if topic is not None:
+            self._release_topic(topic)
+
+    def _release_topic(self, topic: str) -> None:
+        """One object less exports the health of `topic`; the last one takes the series away."""
+        self._topic_users[topic] -= 1
+        if self._topic_users[topic] <= 0:
+            del self._topic_users[topic]
             self._remove_health(topic)
 
     def _remove_health(self, topic: str) -> None:

@@ -83,11 +83,14 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
     controller = Controller(
         store=Store(),
         kafka=kafka,
-        kube=DurableTopicRequests(api, reporting_instance=socket.gethostname(), now=utc_now),
+        kube=DurableTopicRequests(
+            api, reporting_instance=socket.gethostname(), now=utc_now, namespaces=settings.namespaces
+        ),
         metrics=metrics,
         policy=settings.policy,
         batch_size=settings.batch_size,
         sweep_interval=settings.sweep_interval_seconds,
+        resync_interval=settings.resync_interval_seconds,
         reassigner=Reassigner(
             settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request
         ),

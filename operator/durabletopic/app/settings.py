@@ -33,6 +33,12 @@ class OperatorSettings(BaseModel):
     sweep_interval_seconds: float = Field(
         default=10.0, gt=0, description="How often every managed topic is re-read from Kafka."
     )
+    resync_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often every DurableTopic is listed again, so that one deleted while the watch "
+        "was down is forgotten.",
+    )
     audit_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often the whole cluster is audited."
     )

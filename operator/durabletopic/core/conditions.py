@@ -10,6 +10,10 @@ from typing import Any
 from durabletopic.core.plan import Action, CreateTopic, Reassign, TopicPlan, action_view
 from durabletopic.core.reasons import ConditionType, Reason
 
+# A condition's message is cut to this many characters, so that no object can make its own status
+# larger than the API server stores (Kubernetes allows 32,768 per condition message).
+MAX_MESSAGE = 2048
+
 
 @dataclass(frozen=True, slots=True)
 class Condition:
@@ -17,6 +21,14 @@ class Condition:
     status: bool
     reason: str
     message: str
+
+
+def truncated(condition: Condition) -> Condition:
+    if len(condition.message) <= MAX_MESSAGE:
+        return condition
+    return Condition(
+        condition.type, condition.status, condition.reason, condition.message[: MAX_MESSAGE - 1] + "…"
+    )
 
 
 def summary_conditions(
@@ -113,11 +125,18 @@ def conditions_for_plan(plan: TopicPlan, topic_name: str) -> list[Condition]:
             reason = Reason.UPDATING
         message = f"Kafka topic {topic_name}: " + "; ".join(describe_action(a) for a in plan.actions) + "."
         return summary_conditions(ready=(False, reason, message), reconciling=(reason, message), stalled=None)
-    if plan.differences:
-        keys = ", ".join(d.key for d in plan.differences)
+    if plan.waiting:
+        message = f"Kafka topic {topic_name}: {plan.waiting}."
+        reason = Reason.WAITING_FOR_REPLICAS
+        return summary_conditions(ready=(False, reason, message), reconciling=(reason, message), stalled=None)
+    if plan.open_differences:
+        keys = ", ".join(d.key for d in plan.open_differences)
         message = f"Kafka topic {topic_name} differs from the spec ({keys}) and driftPolicy is Report: nothing is changed."
         return summary_conditions(ready=(False, Reason.DRIFTED, message), reconciling=None, stalled=None)
     message = f"Kafka topic {topic_name} matches the spec and the durability policy."
+    if plan.kept:
+        kept = "; ".join(f"{d.key} is {d.actual} where the spec asks for {d.expected}" for d in plan.kept)
+        message += f" It is more durable than asked ({kept}): the operator leaves that as it is."
     return summary_conditions(ready=(True, Reason.RECONCILED, message), reconciling=None, stalled=None)
 
 
@@ -138,13 +157,17 @@ def describe_action(action: Action) -> str:
     return "setting " + ", ".join(changes)
 
 
-def drifted_condition(entries: Sequence[Mapping[str, str]]) -> Condition:
+def drifted_condition(entries: Sequence[Mapping[str, str]], *, reverted: bool = False) -> Condition:
     if entries:
         keys = ", ".join(f"{d['key']} ({d['severity']})" for d in entries)
         return Condition(
             ConditionType.DRIFTED,
             True,
             Reason.DRIFT_DETECTED,
-            f"Kafka differs from the spec in {keys}; driftPolicy is Report.",
+            f"Kafka differs from the spec in {keys}: reported, not changed.",
         )
-    return Condition(ConditionType.DRIFTED, False, Reason.DRIFT_REVERTED, "Drift was detected and put right.")
+    if reverted:
+        return Condition(
+            ConditionType.DRIFTED, False, Reason.DRIFT_REVERTED, "Drift was detected and put right."
+        )
+    return Condition(ConditionType.DRIFTED, False, Reason.DRIFT_RESOLVED, "Kafka matches the spec again.")

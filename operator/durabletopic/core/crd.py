@@ -124,7 +124,30 @@ def _status_schema() -> dict[str, Any]:
             "topicName": {"type": "string", "description": "The Kafka topic."},
             "topicId": {
                 "type": "string",
-                "description": "Kafka's id of the topic (changes when it is recreated).",
+                "description": "Kafka's id of the topic this object manages, recorded when the operator created or "
+                "adopted it and never silently changed: a topic with another id under this name is not touched "
+                "(TopicReplaced).",
+            },
+            "clusterId": {
+                "type": "string",
+                "description": "Kafka's id of the cluster that holds the topic, recorded once (ClusterChanged when "
+                "Kafka reports another).",
+            },
+            "lastAppliedGeneration": {
+                "type": "integer",
+                "description": "The last metadata.generation whose spec was fully applied to the topic: a difference "
+                "found later in the same generation is drift.",
+            },
+            "appliedReplicationFactor": {
+                "type": "integer",
+                "description": "The replication factor the operator last brought the topic to; replicas are taken "
+                "away only when spec.replicationFactor asks for fewer than this.",
+            },
+            "managedConfigs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The spec.config keys the operator set on the topic; a key removed from spec.config "
+                "loses its override on the topic.",
             },
             "partitions": {"type": "integer", "description": "Partitions in Kafka."},
             "replicationFactor": {

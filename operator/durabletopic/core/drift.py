@@ -7,7 +7,7 @@ reconciled: someone changed the topic behind the operator's back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,9 @@ REPLICATION_FACTOR_KEY = "replicationFactor"
 
 REVERTED = DriftAction.REVERTED
 REPORTED = DriftAction.REPORTED
+# Drift entries written to status: the first ones, weakening first; values cut to this length.
+MAX_DRIFT_ENTRIES = 50
+MAX_DRIFT_VALUE = 256
 
 Event = tuple[str, str, str]
 
@@ -42,7 +45,11 @@ class Difference:
     severity: Severity
 
 
-def find_differences(spec: DurableTopicSpec, observed: ObservedTopic | None) -> list[Difference]:
+def find_differences(
+    spec: DurableTopicSpec, observed: ObservedTopic | None, replication_factor: int | None = None
+) -> list[Difference]:
+    """Every way `observed` differs from `spec`. `replication_factor` is the replicas that hold the
+    data (a reassignment's new replicas do not count until they are in); by default, all of them."""
     if observed is None:
         return [Difference(TOPIC_EXISTS_KEY, "present", "absent", Severity.WEAKENING)]
     found: list[Difference] = []
@@ -50,13 +57,14 @@ def find_differences(spec: DurableTopicSpec, observed: ObservedTopic | None) -> 
         found.append(
             Difference(PARTITIONS_KEY, str(spec.partitions), str(observed.partition_count), Severity.BENIGN)
         )
-    if observed.replication_factor != spec.replication_factor:
+    rf = observed.replication_factor if replication_factor is None else replication_factor
+    if rf != spec.replication_factor:
         found.append(
             Difference(
                 REPLICATION_FACTOR_KEY,
                 str(spec.replication_factor),
-                str(observed.replication_factor),
-                replication_factor_severity(observed.replication_factor, spec.replication_factor),
+                str(rf),
+                replication_factor_severity(rf, spec.replication_factor),
             )
         )
     for key, expected in spec.desired_configs().items():
@@ -94,58 +102,76 @@ class PlanView(Protocol):
     """What a verdict needs of a plan."""
 
     @property
-    def actions(self) -> tuple[object, ...]: ...
-    @property
     def differences(self) -> tuple[Difference, ...]: ...
-    @property
-    def enforced(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class DriftVerdict:
-    action: DriftAction
-    counted: tuple[Difference, ...]
+    """What a pass concludes about drift: which keys it counts (put back, or newly reported), the
+    events, and `status.drift` (the keys that still differ, reported)."""
+
+    counted: tuple[tuple[Difference, DriftAction], ...]
     events: tuple[Event, ...]
     entries: list[dict[str, str]]
+    reverted: bool
+
+    @property
+    def action(self) -> DriftAction:
+        return REVERTED if self.reverted else REPORTED
 
 
 def judge_drift(
-    topic: str, first: PlanView, final: PlanView, previous: Sequence[Mapping[str, str]], now: str
+    topic: str,
+    first: PlanView,
+    final: PlanView,
+    previous: Sequence[Mapping[str, str]],
+    now: str,
+    fixed: Collection[str] = (),
 ) -> DriftVerdict:
-    """`first` is the plan against the drifted topic, `final` the plan after the operator acted.
+    """`first` is the plan against the drifted topic, `final` the plan after the operator acted, and
+    `fixed` the keys this pass's actions put back (Kafka accepted them).
 
-    Under `Report` a key is counted and announced once, when it starts to drift; under `Enforce`
-    every revert is.
+    A put-back key is judged by the action, not by reading Kafka again: a read right after a change
+    may still show the old value. Every revert is counted and announced; a key that stays different
+    (driftPolicy Report, or more durable than asked) is counted and announced once, when it starts.
     """
-    reverted = first.enforced and bool(first.actions) and not final.differences
-    described = "; ".join(
-        f"{d.key} is {d.actual}, expected {d.expected} ({d.severity})" for d in first.differences
-    )
+    reverted = tuple(d for d in first.differences if d.key in fixed)
+    remaining = tuple(d for d in final.differences if d.key not in fixed)
+    already = {d.get("key") for d in previous}
+    new = tuple(d for d in remaining if d.key not in already)
+    events: list[Event] = []
     if reverted:
-        keys = ", ".join(d.key for d in first.differences)
-        lost = any(d.key == TOPIC_EXISTS_KEY for d in first.differences)
+        keys = ", ".join(d.key for d in reverted)
+        lost = any(d.key == TOPIC_EXISTS_KEY for d in reverted)
         detail = " The topic had been deleted and was recreated empty: its data was lost." if lost else ""
-        events: tuple[Event, ...] = (
+        events += [
             (
                 EventType.WARNING,
                 Reason.DRIFT_DETECTED,
-                f"Kafka topic {topic} drifted from its spec: {described}.",
+                f"Kafka topic {topic} drifted from its spec: {_described(reverted)}.",
             ),
             (
                 EventType.WARNING if lost else EventType.NORMAL,
                 Reason.DRIFT_REVERTED,
                 f"Kafka topic {topic}: put back {keys}.{detail}",
             ),
-        )
-        return DriftVerdict(REVERTED, first.differences, events, [])
-
-    already = {d.get("key") for d in previous}
-    new = tuple(d for d in first.differences if d.key not in already)
-    events = ()
+        ]
     if new:
-        message = f"Kafka topic {topic} drifted from its spec: {described}; driftPolicy is Report, nothing was changed."
-        events = ((EventType.WARNING, Reason.DRIFT_DETECTED, message),)
-    return DriftVerdict(REPORTED, new, events, drift_entries(first.differences, previous, REPORTED, now))
+        events.append(
+            (
+                EventType.WARNING,
+                Reason.DRIFT_DETECTED,
+                f"Kafka topic {topic} drifted from its spec: {_described(new)}; reported, nothing was changed.",
+            )
+        )
+    counted = tuple((d, REVERTED) for d in reverted) + tuple((d, REPORTED) for d in new)
+    return DriftVerdict(
+        counted, tuple(events), drift_entries(remaining, previous, REPORTED, now), bool(reverted)
+    )
+
+
+def _described(differences: Sequence[Difference]) -> str:
+    return "; ".join(f"{d.key} is {d.actual}, expected {d.expected} ({d.severity})" for d in differences)
 
 
 def drift_entries(
@@ -153,17 +179,22 @@ def drift_entries(
 ) -> list[dict[str, str]]:
     """`status.drift`: one entry per drifted key; firstSeen survives while the key stays drifted."""
     first_seen = {d.get("key"): d.get("firstSeen") for d in previous if isinstance(d, Mapping)}
+    ordered = sorted(differences, key=lambda d: d.severity is not Severity.WEAKENING)[:MAX_DRIFT_ENTRIES]
     return [
         {
-            "key": d.key,
-            "expected": d.expected,
-            "actual": d.actual,
+            "key": _cut(d.key),
+            "expected": _cut(d.expected),
+            "actual": _cut(d.actual),
             "severity": str(d.severity),
-            "firstSeen": first_seen.get(d.key) or now,
+            "firstSeen": first_seen.get(_cut(d.key)) or now,
             "action": str(action),
         }
-        for d in differences
+        for d in ordered
     ]
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_DRIFT_VALUE else value[: MAX_DRIFT_VALUE - 1] + "…"
 
 
 def reported_keys(entries: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ the planner must be able to refuse a bad spec with the rule it breaks, not fail 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,6 +29,7 @@ MAX_REPLICATION_FACTOR = 32767
 MAX_CONFIG_ENTRIES = 200
 MAX_CONFIG_KEY_LENGTH = 256
 MAX_CONFIG_VALUE_LENGTH = 4096
+MAX_CONFIG_TOTAL_SIZE = 32768
 DEFAULT_REPLICATION_FACTOR = 3
 DEFAULT_MIN_INSYNC_REPLICAS = 2
 
@@ -172,6 +174,17 @@ class ObservedTopic:
     def replica_counts(self) -> frozenset[int]:
         return frozenset(len(p.replicas) for p in self.partitions)
 
+    def settled_replicas(self, moves: Mapping[int, PartitionMove] | None) -> dict[int, tuple[int, ...]]:
+        """Each partition's replicas less those a running reassignment is still adding: the replicas
+        that hold the data now, which every decision about durability must count."""
+        moves = moves or {}
+        return {
+            p.partition: tuple(
+                r for r in p.replicas if r not in (moves[p.partition].adding if p.partition in moves else ())
+            )
+            for p in self.partitions
+        }
+
     def effective_min_insync_replicas(self) -> int:
         value = parse_int(self.effective.get(MIN_INSYNC_REPLICAS))
         return KAFKA_DEFAULT_MIN_INSYNC_REPLICAS if value is None else value
@@ -187,6 +200,7 @@ class Broker:
 class ClusterInfo:
     brokers: tuple[Broker, ...]
     controller_id: int | None = None
+    cluster_id: str | None = None
 
     @property
     def live_broker_count(self) -> int:
@@ -227,3 +241,19 @@ class TopicError:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What earlier passes wrote in the object's status and must not be re-derived from Kafka.
+
+    `topic_id` and `cluster_id` pin the topic's identity; `applied_generation` is the last
+    generation whose spec was fully applied; `applied_replication_factor` the replication factor the
+    operator last brought the topic to; `managed_configs` the spec.config keys it set on the topic.
+    """
+
+    topic_id: str | None = None
+    cluster_id: str | None = None
+    applied_generation: int | None = None
+    applied_replication_factor: int | None = None
+    managed_configs: frozenset[str] = frozenset()

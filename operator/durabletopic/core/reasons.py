@@ -37,9 +37,17 @@ class Reason(StrEnum):
     INVALID_CONFIG = "InvalidConfig"
     PAUSED = "Paused"
     DRIFTED = "Drifted"
+    WAITING_FOR_REPLICAS = "WaitingForReplicas"
+    TOPIC_REPLACED = "TopicReplaced"
+    CLUSTER_CHANGED = "ClusterChanged"
+    AUTHORIZATION_FAILED = "AuthorizationFailed"
+    KAFKA_ERROR = "KafkaError"
+    RECONCILE_FAILED = "ReconcileFailed"
+    DELETE_PENDING = "DeletePending"
     # Drifted, and the drift events
     DRIFT_DETECTED = "DriftDetected"
     DRIFT_REVERTED = "DriftReverted"
+    DRIFT_RESOLVED = "DriftResolved"
     # ReplicasHealthy, worst first
     OFFLINE = "Offline"
     UNDER_MIN_ISR = "UnderMinIsr"

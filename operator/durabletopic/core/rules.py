@@ -16,6 +16,7 @@ from durabletopic.core.configs import DURABILITY_KEYS
 from durabletopic.core.model import (
     MAX_CONFIG_ENTRIES,
     MAX_CONFIG_KEY_LENGTH,
+    MAX_CONFIG_TOTAL_SIZE,
     MAX_CONFIG_VALUE_LENGTH,
     TOPIC_NAME_MAX_LENGTH,
     TOPIC_NAME_PATTERN,
@@ -108,6 +109,13 @@ CEL_RULES: tuple[CelRule, ...] = (
         path="spec.config",
         expression=f"self.all(k, size(k) <= {MAX_CONFIG_KEY_LENGTH})",
         message=f"spec.config keys may be at most {MAX_CONFIG_KEY_LENGTH} characters",
+        field="spec.config",
+    ),
+    CelRule(
+        rule="config-total-size",
+        path="spec.config",
+        expression=f"self.map(k, size(k) + size(self[k])).sum() <= {MAX_CONFIG_TOTAL_SIZE}",
+        message=f"spec.config may hold at most {MAX_CONFIG_TOTAL_SIZE} characters of keys and values in all",
         field="spec.config",
     ),
     CelRule(
@@ -249,6 +257,16 @@ def _check_config(config: Any) -> list[Violation]:
             )
         )
         return violations
+    total = sum(len(str(k)) + (len(v) if isinstance(v, str) else 0) for k, v in config.items())
+    if total > MAX_CONFIG_TOTAL_SIZE:
+        violations.append(
+            Violation(
+                "spec.config",
+                "config-total-size",
+                f"spec.config may hold at most {MAX_CONFIG_TOTAL_SIZE} characters of keys and values in all, "
+                f"got {total}",
+            )
+        )
     for key in sorted(set(config) & DURABILITY_KEYS):
         violations.append(
             Violation(

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from durabletopic.core.conditions import Condition, drifted_condition, kept_condition, merge_conditions
+from durabletopic.core.conditions import (
+    Condition,
+    drifted_condition,
+    kept_condition,
+    merge_conditions,
+    truncated,
+)
 from durabletopic.core.health import replica_health
 from durabletopic.core.model import ObservedTopic
 from durabletopic.core.outcome import Outcome
@@ -26,7 +32,6 @@ def observed_fields(
     fields: dict[str, Any] = {"topicName": topic_name}
     if observed is not None:
         fields.update(
-            topicId=observed.topic_id,
             partitions=observed.partition_count,
             replicationFactor=observed.replication_factor,
             minInSyncReplicas=observed.effective_min_insync_replicas(),
@@ -58,6 +63,8 @@ def next_status(
         status.update(observed_fields(topic_name, outcome.observed, outcome.plan.unmanaged_configs))
     else:
         status.setdefault("topicName", topic_name)
+    if outcome.record is not None:
+        status.update(outcome.record)
     if outcome.observed is not None:
         health = replica_health(outcome.observed)
         status["health"] = health.as_status()
@@ -72,14 +79,16 @@ def next_status(
         status["replicasChange"] = outcome.replicas_change
     if outcome.drift is not None:
         status["drift"] = outcome.drift
-        conditions.append(drifted_condition(outcome.drift))
+        conditions.append(drifted_condition(outcome.drift, reverted=outcome.drift_reverted))
     elif (kept_drift := kept_condition(previous_conditions, ConditionType.DRIFTED)) is not None:
         conditions.append(kept_drift)
     if outcome.plan is None and not any(c.type == ConditionType.REPLICAS_HEALTHY for c in conditions):
         kept = kept_condition(previous_conditions, ConditionType.REPLICAS_HEALTHY)
         if kept is not None:
             conditions.append(kept)
-    status["conditions"] = merge_conditions(conditions, previous_conditions, observed_generation, now)
+    status["conditions"] = merge_conditions(
+        [truncated(c) for c in conditions], previous_conditions, observed_generation, now
+    )
     if without_volatile(status) == without_volatile(current):
         return None
     status["lastReconcileTime"] = now

@@ -1,11 +1,12 @@
 """The reconcile loop: DurableTopics in, batched Kafka calls out, status back.
 
 Watch events only mark objects as due. One loop takes every due object at once (up to a batch
-size) and runs one pass over them: read their topics from Kafka in one batched call, plan each one
-(the core), act with one batched call per kind of action, read the changed topics back and plan
-again (confirm), and write status where it changed. A periodic sweep marks every object due, so
-drift and replica health are checked by the same path. Every decision is the core's; this module
-only sequences the calls through the ports.
+size) and runs one pass over them: read their topics and the cluster from Kafka in one batched
+call, plan each one (the core), act with one batched call per kind of action, read the changed
+topics back and plan again (confirm), and write status where it changed. A periodic sweep marks
+every object due, so drift and replica health are checked by the same path; a periodic listing of
+every object keeps the store complete. Every decision is the core's; this module only sequences
+the calls through the ports.
 """
 
 from __future__ import annotations
@@ -18,27 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durabletopic.core import outcome as outcomes
-from durabletopic.core.configs import BROKER_THROTTLE_KEYS, THROTTLE_ALL_REPLICAS, THROTTLE_KEYS
 from durabletopic.core.drift import reported_keys
 from durabletopic.core.health import replica_health
-from durabletopic.core.model import (
-    ClusterInfo,
-    DeletionPolicy,
-    DurableTopicSpec,
-    ObjectRef,
-    ObservedTopic,
-    PartitionMove,
-    Policy,
-    TopicError,
-)
+from durabletopic.core.model import ClusterInfo, DeletionPolicy, ObjectRef, ObservedTopic, Policy, TopicError
 from durabletopic.core.outcome import Outcome
-from durabletopic.core.ownership import (
-    delete_failed_event,
-    deleted,
-    deleted_event,
-    plan_deletion,
-    retained_event,
-)
 from durabletopic.core.plan import (
     AddPartitions,
     AlterConfigs,
@@ -46,23 +30,31 @@ from durabletopic.core.plan import (
     Reassign,
     TopicPlan,
     broker_throttle_removable,
-    needs_cluster,
     plan_topic,
     replication_in_question,
 )
-from durabletopic.core.status import next_status, replicas_change, resource_counts
-from durabletopic.loop.ports import ApiError, KafkaPort, KafkaUnavailable, KubePort, MetricsPort, ReassignPort
+from durabletopic.core.status import next_status, replicas_change
+from durabletopic.loop.deletion import Deletions, Work, subject_of
+from durabletopic.loop.moves import Mover, Moves
+from durabletopic.loop.ports import (
+    KafkaPort,
+    KafkaUnavailable,
+    KubePort,
+    MetricsPort,
+    ReassignPort,
+    TopicReads,
+)
 from durabletopic.loop.profiles import ClientProfiles
 from durabletopic.loop.retry import POLL_SECONDS, Retries
 from durabletopic.loop.store import DurableTopicObject, Store
 from durabletopic.loop.workqueue import WorkQueue
+from durabletopic.loop.writes import FINALIZER, Writes
 
 log = logging.getLogger(__name__)
 
-FINALIZER = "durabletopic.dev/delete-topic"
-BATCH_LINGER_SECONDS = 0.02
+__all__ = ["FINALIZER", "Controller", "utc_now"]
 
-Work = list[tuple[DurableTopicObject, DurableTopicSpec]]
+BATCH_LINGER_SECONDS = 0.02
 
 
 def utc_now() -> str:
@@ -80,6 +72,7 @@ class Controller:
         policy: Policy,
         batch_size: int = 1000,
         sweep_interval: float = 10.0,
+        resync_interval: float = 300.0,
         now: Callable[[], str] = utc_now,
         reassigner: ReassignPort | None = None,
         throttle_bytes_per_second: int = 50 * 1024 * 1024,
@@ -91,11 +84,13 @@ class Controller:
         self.policy = policy
         self.batch_size = batch_size
         self.sweep_interval = sweep_interval
+        self.resync_interval = resync_interval
         self.now = now
-        self.reassigner = reassigner
-        self.throttle_bytes_per_second = throttle_bytes_per_second
         self.queue: WorkQueue[ObjectRef] = WorkQueue()
         self.retries = Retries()
+        self.writes = Writes(store, kube, retry=self._retry, gone=self.forget)
+        self.mover = Mover(kafka, reassigner, throttle_bytes_per_second)
+        self.deletions = Deletions(store, kafka, self.writes)
         self.profiles = ClientProfiles(store, kube, self.queue)
         self._drained = asyncio.Event()
 
@@ -105,28 +100,57 @@ class Controller:
         """Called for every watch event of a DurableTopic."""
         if event_type == "DELETED":
             meta = body.get("metadata", {})
-            ref = ObjectRef(meta.get("namespace", ""), meta.get("name", ""))
-            removed = self.store.remove(ref)
-            self.queue.discard(ref)
-            self.retries.settle(ref)
-            self.profiles.forget(ref)
-            self.metrics.forget(ref)
-            if removed is not None:
-                for other in self.store.claimants(removed.topic_name):
-                    self.queue.add(other)
-            self._count_resources()
+            self.forget(ObjectRef(meta.get("namespace", ""), meta.get("name", "")))
             return
-        obj = DurableTopicObject.from_body(body)
+        self._upsert(DurableTopicObject.from_body(body))
+
+    def _upsert(self, obj: DurableTopicObject) -> None:
         previous = self.store.get(obj.ref)
         if self.store.upsert(obj):
             self.queue.add(obj.ref)
             if previous is None:
                 for other in self.store.claimants(obj.topic_name):
                     self.queue.add(other)
+        self._count_resources()
+
+    def forget(self, ref: ObjectRef) -> None:
+        """The object is gone: out of the store, the queue and the metrics; the other objects that
+        declare its topic are looked at again (one of them may own it now)."""
+        removed = self.store.remove(ref)
+        self.queue.discard(ref)
+        self.retries.settle(ref)
+        self.profiles.forget(ref)
+        self.metrics.forget(ref)
+        if removed is not None:
+            for other in self.store.claimants(removed.topic_name):
+                self.queue.add(other)
+        self._count_resources()
 
     def enqueue_all(self) -> None:
         for obj in self.store:
             self.queue.add(obj.ref)
+
+    async def resync(self) -> None:
+        """Makes the store hold exactly the DurableTopics that exist, from one full listing.
+
+        Ownership is decided on a complete view: the first pass after leadership is acquired waits
+        for this. An object that is gone (deleted while the watch was down) leaves the store; one the
+        watch brought in or changed while the listing was under way is not touched by it.
+        """
+        mark = self.store.mark()
+        bodies = await self.kube.list_durabletopics()
+        listed = set()
+        for body in bodies:
+            obj = DurableTopicObject.from_body(body)
+            listed.add(obj.ref)
+            current = self.store.get(obj.ref)
+            if self.store.touched_since(obj.ref, mark) or (current is not None and current.newer_than(obj)):
+                continue
+            self._upsert(obj)
+        for obj in self.store:
+            if obj.ref not in listed and not self.store.touched_since(obj.ref, mark):
+                log.info("%s no longer exists: forgotten", obj.ref)
+                self.forget(obj.ref)
 
     # ----- loops -----
 
@@ -139,11 +163,10 @@ class Controller:
                 await self.reconcile(refs)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 log.exception("reconcile pass failed; the objects are retried")
                 result = "error"
-                for ref in refs:
-                    self._retry(ref)
+                await self._failed_pass(refs, error)
             finally:
                 self.metrics.record_pass(result, len(refs), time.monotonic() - started)
                 if not self.queue.due_count():
@@ -164,6 +187,18 @@ class Controller:
             except TimeoutError:
                 log.warning("sweep not finished within %.0f s", self.sweep_interval * 3)
 
+    async def resync_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_interval)
+            try:
+                await self.resync()
+            except Exception as error:
+                log.warning(
+                    "listing every DurableTopic failed (%s); tried again in %.0f s",
+                    error,
+                    self.resync_interval,
+                )
+
     # ----- one pass -----
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
@@ -177,7 +212,7 @@ class Controller:
             except ValueError as error:
                 results[obj.ref] = outcomes.invalid_spec(str(error))
                 if obj.deleting:
-                    await self._set_finalizer(obj, False)
+                    await self.writes.finalizer(obj, False)
                 continue
             owner = self.store.owner(obj.topic_name)
             if obj.deleting:
@@ -190,51 +225,106 @@ class Controller:
                 work.append((obj, spec))
 
         await asyncio.gather(
-            *(self._set_finalizer(o, s.deletion_policy is DeletionPolicy.DELETE) for o, s in work)
+            *(self.writes.finalizer(o, s.deletion_policy is DeletionPolicy.DELETE) for o, s in work)
         )
+        deleting = await self.deletions.release_without_kafka(deleting)
 
-        names = {obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting}
-        try:
-            observed = await self.kafka.describe_topics(sorted(names)) if names else {}
-            wanted = any(needs_cluster(spec, observed.get(obj.topic_name)) for obj, spec in work)
-            cluster = await self.kafka.describe_cluster() if wanted else None
+        names = sorted({obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting})
+        if names:
+            try:
+                reads = await self.kafka.read_topics(names)
+                cluster = await self.kafka.describe_cluster()
+            except KafkaUnavailable as error:
+                results.update(self.deletions.pending(deleting, f"Kafka cannot be reached ({error})"))
+                for obj, _ in work:
+                    results[obj.ref] = outcomes.kafka_unavailable(str(error))
+            else:
+                answered = [(o, s) for o, s in deleting if o.topic_name in reads.observed]
+                results.update(self._unanswered(deleting, reads, deleting=True))
+                results.update(await self.deletions.delete(answered, reads.observed, cluster.cluster_id))
+                results.update(self._unanswered(work, reads, deleting=False))
+                checked: Work = []
+                for obj, spec in work:
+                    if obj.topic_name not in reads.observed:
+                        continue
+                    mismatch = outcomes.identity_mismatch(
+                        subject_of(obj), reads.observed[obj.topic_name], cluster.cluster_id
+                    )
+                    if mismatch is not None:
+                        results[obj.ref] = mismatch
+                    else:
+                        checked.append((obj, spec))
+                if checked:
+                    results.update(await self._apply(checked, reads.observed, cluster))
+        await self._finish(objects, results)
+
+    def _unanswered(self, work: Work, reads: TopicReads, *, deleting: bool) -> dict[ObjectRef, Outcome]:
+        """Objects whose topic Kafka did not answer for: marked by what Kafka said, the others go on."""
+        results: dict[ObjectRef, Outcome] = {}
+        for obj, _ in work:
+            topic = obj.topic_name
+            problem: TopicError | str | None = reads.errors.get(topic) or reads.unanswered.get(topic)
+            if problem is None:
+                continue
             if deleting:
-                await self._delete(deleting, observed)
-            if work:
-                results.update(await self._apply(work, observed, cluster or ClusterInfo(())))
-        except KafkaUnavailable as error:
-            for obj, _ in deleting:
-                self._retry(obj.ref)
-            for obj, _ in work:
-                results[obj.ref] = outcomes.kafka_unavailable(str(error))
-        await self._finish([o for o in objects if not o.deleting], results)
+                results[obj.ref] = outcomes.delete_pending(
+                    subject_of(obj), f"Kafka did not answer for it ({problem})"
+                )
+            elif isinstance(problem, TopicError):
+                results[obj.ref] = outcomes.unreadable(subject_of(obj), problem)
+            else:
+                results[obj.ref] = outcomes.kafka_unavailable(problem)
+        return results
 
     async def _apply(
         self, work: Work, observed: dict[str, ObservedTopic | None], cluster: ClusterInfo
     ) -> dict[ObjectRef, Outcome]:
-        moves = await self._ongoing_moves(work, observed)
+        results: dict[ObjectRef, Outcome] = {}
+        moves: Moves | None = None
+        if self.mover.available and any(
+            replication_in_question(
+                spec, observed.get(obj.topic_name), obj.status.get("replicasChange") or {}
+            )
+            for obj, spec in work
+        ):
+            try:
+                moves = await self.mover.ongoing()
+            except KafkaUnavailable as error:
+                # Without Kafka's list of moves no replication decision is safe: the topics in question
+                # wait, the others go on.
+                problem = f"Kafka's running reassignments cannot be read: {error}"
+                for obj, spec in work:
+                    if replication_in_question(
+                        spec, observed.get(obj.topic_name), obj.status.get("replicasChange") or {}
+                    ):
+                        results[obj.ref] = outcomes.kafka_unavailable(problem)
+                work = [(o, s) for o, s in work if o.ref not in results]
+
         plans: dict[ObjectRef, TopicPlan] = {}
         for obj, spec in work:
+            record = obj.record
             plans[obj.ref] = plan_topic(
                 spec,
                 obj.topic_name,
                 observed.get(obj.topic_name),
                 cluster,
                 self.policy,
-                spec_already_applied=outcomes.spec_already_applied(obj.status, obj.generation),
+                spec_already_applied=outcomes.spec_already_applied(record, obj.generation),
                 reassigning=moves is not None and obj.topic_name in moves,
+                moves=(moves or {}).get(obj.topic_name),
+                recorded=record,
             )
         actions = [a for p in plans.values() for a in p.actions]
         errors = await self._execute(actions)
         reassigned = {a.name: a for a in actions if isinstance(a, Reassign)}
-        reassign_errors = await self._reassign(list(reassigned.values()), cluster)
+        reassign_errors = await self.mover.start(list(reassigned.values()), cluster)
 
         acted = sorted({obj.topic_name for obj, _ in work if plans[obj.ref].actions})
         after = dict(observed)
         if acted:
-            after.update(await self.kafka.describe_topics(acted))
+            confirmed = await self.kafka.read_topics(acted)
+            after.update(confirmed.observed)
 
-        results: dict[ObjectRef, Outcome] = {}
         move_finished = False
         for obj, spec in work:
             first = plans[obj.ref]
@@ -250,20 +340,21 @@ class Controller:
                     self.policy,
                     spec_already_applied=True,
                     reassigning=moving or first.moving,
+                    moves=(moves or {}).get(topic),
+                    recorded=obj.record,
                 )
                 if first.actions
                 else first
             )
             result = outcomes.after_pass(
-                topic,
-                obj.status,
-                obj.generation,
-                self.retries.attempts(obj.ref),
+                subject_of(obj, self.retries.attempts(obj.ref)),
+                spec,
                 first,
                 final,
                 now_observed,
                 errors.get(topic),
                 self.now(),
+                cluster.cluster_id,
             )
             if moves is not None or topic in reassigned:
                 previous = obj.status.get("replicasChange")
@@ -281,40 +372,8 @@ class Controller:
                 result.poll = final.moving or moving
             results[obj.ref] = result
         if broker_throttle_removable(move_finished, list(moves or {}), list(reassigned)):
-            await self._set_broker_throttle(cluster, None)
+            await self.mover.set_broker_throttle(cluster, None)
         return results
-
-    async def _ongoing_moves(
-        self, work: Work, observed: Mapping[str, ObservedTopic | None]
-    ) -> dict[str, Mapping[int, PartitionMove]] | None:
-        """Kafka's running reassignments, read only when some topic's replication factor is in question."""
-        if self.reassigner is None:
-            return None
-        for obj, spec in work:
-            change = obj.status.get("replicasChange") or {}
-            if replication_in_question(spec, observed.get(obj.topic_name), change):
-                return dict(await self.reassigner.ongoing())
-        return None
-
-    async def _reassign(self, moves: list[Reassign], cluster: ClusterInfo) -> dict[str, str | None]:
-        if not moves or self.reassigner is None:
-            return {}
-        throttle = {m.name: dict.fromkeys(THROTTLE_KEYS, THROTTLE_ALL_REPLICAS) for m in moves}
-        throttle_errors = await self.kafka.alter_configs(throttle)
-        await self._set_broker_throttle(cluster, str(self.throttle_bytes_per_second))
-        results = await self.reassigner.reassign({m.name: m.assignment for m in moves})
-        for name, error in throttle_errors.items():
-            if error is not None:
-                log.warning("replication throttle not set on %s: %s", name, error)
-        return results
-
-    async def _set_broker_throttle(self, cluster: ClusterInfo, rate: str | None) -> None:
-        if not cluster.brokers:
-            cluster = await self.kafka.describe_cluster()
-        changes = {b.node_id: dict.fromkeys(BROKER_THROTTLE_KEYS, rate) for b in cluster.brokers}
-        for broker, error in (await self.kafka.alter_broker_configs(changes)).items():
-            if error is not None:
-                log.warning("replication throttle rate not changed on broker %s: %s", broker, error)
 
     async def _execute(self, actions: list[Any]) -> dict[str, TopicError | None]:
         creates = [a for a in actions if isinstance(a, CreateTopic)]
@@ -334,34 +393,16 @@ class Controller:
                     errors[name] = error
         return errors
 
-    async def _delete(self, deleting: Work, observed: Mapping[str, ObservedTopic | None]) -> None:
-        to_delete: dict[str, DurableTopicObject] = {}
-        kept: list[DurableTopicObject] = []
-        for obj, spec in deleting:
-            owner = self.store.owner(obj.topic_name) == obj.ref
-            action, why = plan_deletion(
-                spec, observed.get(obj.topic_name), obj.status.get("topicId"), owner=owner
-            )
-            if action is None:
-                if spec.deletion_policy is DeletionPolicy.DELETE:
-                    await self._event(obj, *retained_event(obj.topic_name, why))
-                kept.append(obj)
-            else:
-                to_delete[action.name] = obj
-        for obj in kept:
-            await self._set_finalizer(obj, False)
-        if not to_delete:
-            return
-        results = await self.kafka.delete_topics(sorted(to_delete))
-        for name, obj in to_delete.items():
-            error = results.get(name)
-            if deleted(error):
-                await self._event(obj, *deleted_event(name))
-                await self._set_finalizer(obj, False)
-            else:
-                assert error is not None
-                await self._event(obj, *delete_failed_event(name, error))
-                self._retry(obj.ref)
+    async def _failed_pass(self, refs: list[ObjectRef], error: Exception) -> None:
+        """A pass that raised: its objects are retried, and none keeps a Ready that was not checked."""
+        results = {ref: outcomes.failed(type(error).__name__) for ref in refs}
+        objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None]
+        try:
+            await self._finish(objects, results)
+        except Exception:
+            log.exception("the status of a failed pass could not be written either")
+            for ref in refs:
+                self._retry(ref)
 
     # ----- writing back -----
 
@@ -370,12 +411,14 @@ class Controller:
         finished = []
         for obj in objects:
             result = results.get(obj.ref)
-            if result is None:
-                continue
+            if result is None or not self.store.holds(obj):
+                continue  # nothing concluded, or the object went away while the pass ran
             finished.append(obj)
             self._schedule(obj.ref, result)
             self._count_drift(obj, result)
-            sends += [self._event(obj, kind, reason, message) for kind, reason, message in result.events]
+            sends += [
+                self.writes.event(obj, kind, reason, message) for kind, reason, message in result.events
+            ]
             if result.defer_write:
                 continue
             if result.observed is not None:
@@ -384,9 +427,9 @@ class Controller:
                 self.metrics.set_drift(obj.ref, obj.topic_name, reported_keys(result.drift or []))
             status = next_status(obj.status, obj.topic_name, obj.generation, result, self.now())
             if status is not None:
-                sends.append(self._write_status(obj, status))
+                sends.append(self.writes.status(obj, status))
         await asyncio.gather(*sends)
-        self.profiles.wanted(finished)
+        self.profiles.wanted(o for o in finished if not o.deleting)
         self._count_resources()
 
     def _schedule(self, ref: ObjectRef, result: Outcome) -> None:
@@ -401,38 +444,10 @@ class Controller:
             self.queue.add(ref, delay)
 
     def _count_drift(self, obj: DurableTopicObject, result: Outcome) -> None:
-        for difference in result.drift_counted:
+        for difference, action in result.drift_counted:
             self.metrics.count_drift(
-                obj.ref, obj.topic_name, difference.key, str(difference.severity), str(result.drift_action)
+                obj.ref, obj.topic_name, difference.key, str(difference.severity), str(action)
             )
-
-    async def _write_status(self, obj: DurableTopicObject, status: dict[str, Any]) -> None:
-        try:
-            await self.kube.write_status(obj, status, obj.status)
-            obj.status = status
-        except ApiError as error:
-            if error.status != 404:
-                log.warning("status of %s not written: %s", obj.ref, error)
-                self._retry(obj.ref)
-
-    async def _set_finalizer(self, obj: DurableTopicObject, wanted: bool) -> None:
-        if (FINALIZER in obj.finalizers) == wanted:
-            return
-        finalizers = [f for f in obj.finalizers if f != FINALIZER] + ([FINALIZER] if wanted else [])
-        try:
-            await self.kube.set_finalizers(obj, finalizers)
-            obj.finalizers = tuple(finalizers)
-        except ApiError as error:
-            if error.status != 404:
-                log.info("finalizers of %s not updated (%s); retrying", obj.ref, error)
-                self._retry(obj.ref)
-
-    async def _event(self, obj: DurableTopicObject, kind: str, reason: str, message: str) -> None:
-        try:
-            await self.kube.post_event(obj, kind, reason, message)
-        except ApiError as error:
-            log.info("event %s on %s not posted: %s", reason, obj.ref, error)
-        log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s %s: %s", obj.ref, reason, message)
 
     # ----- helpers -----
 
@@ -440,4 +455,4 @@ class Controller:
         self.queue.add(ref, self.retries.next_delay(ref))
 
     def _count_resources(self) -> None:
-        self.metrics.set_resources(resource_counts(obj.status for obj in self.store))
+        self.metrics.set_resources(self.store.counts())

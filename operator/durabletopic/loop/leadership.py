@@ -12,6 +12,7 @@ from durabletopic.loop.ports import LeasePort, MetricsPort
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+RESYNC_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
 
 
 async def reconcile_while_leader(
@@ -29,14 +30,8 @@ async def reconcile_while_leader(
         if lease is not None:
             await lease.acquire()
         metrics.set_leader(True)
-        controller.enqueue_all()
-        loops: list[Awaitable[None]] = [
-            controller.run(),
-            controller.sweep(),
-            controller.profiles.run(),
-            *extra_loops(),
-        ]
-        tasks = [asyncio.ensure_future(loop) for loop in loops]
+        leading = asyncio.ensure_future(lead(controller, extra_loops))
+        tasks: list[asyncio.Future[None]] = [leading]
         holding = asyncio.ensure_future(lease.hold()) if lease is not None else None
         if holding is not None:
             tasks.append(holding)
@@ -50,9 +45,48 @@ async def reconcile_while_leader(
         if holding is not None and holding in done:
             log.warning("leadership lost: reconciling stops until this replica leads again")
             continue
-        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
-        if not failed:
+        if leading.cancelled() or leading.exception() is None:
             return  # the operator is shutting down
-        for task in failed:
-            log.error("a reconcile loop failed; restarting them", exc_info=task.exception())
+        log.error("a reconcile loop failed; restarting them", exc_info=leading.exception())
         await asyncio.sleep(RESTART_DELAY_SECONDS)
+
+
+async def lead(controller: Controller, extra_loops: Callable[[], list[Awaitable[None]]]) -> None:
+    """The leader's work: first a complete view of every DurableTopic, then the loops."""
+    await resync_until_done(controller)
+    controller.enqueue_all()
+    loops: list[Awaitable[None]] = [
+        controller.run(),
+        controller.sweep(),
+        controller.profiles.run(),
+        controller.resync_periodically(),
+        *extra_loops(),
+    ]
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
+
+
+async def resync_until_done(controller: Controller) -> None:
+    """Ownership is never decided on a partial list: the loops wait until one full listing succeeds."""
+    attempt = 0
+    while True:
+        try:
+            await controller.resync()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            delay = RESYNC_RETRY_SECONDS[min(attempt, len(RESYNC_RETRY_SECONDS) - 1)]
+            log.warning(
+                "listing every DurableTopic failed (%s); reconciling waits, retried in %.1f s", error, delay
+            )
+            attempt += 1
+            await asyncio.sleep(delay)

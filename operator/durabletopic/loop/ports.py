@@ -7,6 +7,7 @@ Prometheus; the loop's unit tests implement them in memory.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from durabletopic.core.health import ReplicaHealth
@@ -41,11 +42,25 @@ class ApiError(Exception):
 ConfigChanges = Mapping[str, str | None]
 
 
+@dataclass(frozen=True)
+class TopicReads:
+    """A batched read of topics: what Kafka has for each one it answered (None: no such topic), and
+    for the others why not: Kafka's error for that topic, or a part of the read that got no answer."""
+
+    observed: dict[str, ObservedTopic | None] = field(default_factory=dict)
+    errors: dict[str, TopicError] = field(default_factory=dict)
+    unanswered: dict[str, str] = field(default_factory=dict)
+
+
 class KafkaPort(Protocol):
     """Batched admin requests: per-topic failures are returned, whole-request ones raised."""
 
     async def describe_cluster(self) -> ClusterInfo: ...
     async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]: ...
+    async def read_topics(self, names: Collection[str]) -> TopicReads:
+        """Like describe_topics, but a topic Kafka refuses, or a chunk that gets no answer, fails
+        only its own topics; raises KafkaUnavailable only when no part of the read was answered."""
+
     async def list_topics(self) -> set[str]: ...
     async def broker_configs(self) -> dict[str, str]: ...
     async def create_topics(self, topics: Sequence[CreateTopic]) -> dict[str, TopicError | None]: ...
@@ -67,7 +82,10 @@ class ReassignPort(Protocol):
 
 
 class KubePort(Protocol):
-    """The writes the loop makes to the API server; each raises ApiError."""
+    """The requests the loop makes to the API server; each raises ApiError."""
+
+    async def list_durabletopics(self) -> list[dict[str, Any]]:
+        """Every DurableTopic the operator watches, from one consistent listing."""
 
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
@@ -87,7 +105,9 @@ class MetricsPort(Protocol):
     def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None: ...
     def forget(self, ref: ObjectRef) -> None: ...
     def set_resources(self, counts: Mapping[str, int]) -> None: ...
-    def set_leader(self, leading: bool) -> None: ...
+    def set_leader(self, leading: bool) -> None:
+        """Leading or not; a replica that stops leading stops exporting what only the leader knows."""
+
     def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None: ...
 
 

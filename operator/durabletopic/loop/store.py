@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,10 +10,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from durabletopic.core.conditions import condition_reason
-from durabletopic.core.model import DurableTopicSpec, ObjectRef
-from durabletopic.core.ownership import Claim, owner_of
+from durabletopic.core.model import DurableTopicSpec, ObjectRef, Recorded
+from durabletopic.core.ownership import ACCEPT_CLUSTER_ID, ACCEPT_TOPIC_ID, RETAIN_TOPIC, Claim, owner_of
+from durabletopic.core.record import recorded
+from durabletopic.core.status import COUNTED_CONDITIONS
 
 PAUSED_ANNOTATION = "durabletopic.dev/paused"
+# Annotations that change what the loop does with an object, although its generation stays.
+CONTROL_ANNOTATIONS = (PAUSED_ANNOTATION, ACCEPT_TOPIC_ID, ACCEPT_CLUSTER_ID, RETAIN_TOPIC)
 
 
 @dataclass(slots=True)
@@ -49,6 +54,39 @@ class DurableTopicObject:
         return self.annotations.get(PAUSED_ANNOTATION, "").lower() == "true"
 
     @property
+    def retain_topic(self) -> bool:
+        return self.annotations.get(RETAIN_TOPIC, "").lower() == "true"
+
+    @property
+    def accepted_topic_id(self) -> str | None:
+        return self.annotations.get(ACCEPT_TOPIC_ID) or None
+
+    @property
+    def accepted_cluster_id(self) -> str | None:
+        return self.annotations.get(ACCEPT_CLUSTER_ID) or None
+
+    @property
+    def record(self) -> Recorded:
+        return recorded(self.status)
+
+    def control(self) -> tuple[str, ...]:
+        return tuple(self.annotations.get(key, "") for key in CONTROL_ANNOTATIONS)
+
+    def true_conditions(self) -> frozenset[str]:
+        return frozenset(
+            str(c.get("type"))
+            for c in self.status.get("conditions") or []
+            if c.get("type") in COUNTED_CONDITIONS and c.get("status") == "True"
+        )
+
+    def newer_than(self, other: DurableTopicObject) -> bool:
+        """This copy was written after `other` (resource versions compared as the numbers they are)."""
+        try:
+            return int(self.resource_version) > int(other.resource_version)
+        except ValueError:
+            return False
+
+    @property
     def topic_name(self) -> str:
         name = self.spec_raw.get("topicName")
         return name if isinstance(name, str) and name else self.ref.name
@@ -73,16 +111,23 @@ class DurableTopicObject:
         return (
             previous.generation != self.generation
             or previous.deleting != self.deleting
-            or previous.paused != self.paused
+            or previous.control() != self.control()
             or previous.finalizers != self.finalizers
             or previous.uid != self.uid
         )
 
 
 class Store:
+    """Every DurableTopic by its ref, the claims on each topic name, and how many objects have each
+    counted condition True (kept as objects come and go, so that 10,000 deletions cost O(N))."""
+
     def __init__(self) -> None:
         self._objects: dict[ObjectRef, DurableTopicObject] = {}
         self._claims: dict[str, dict[ObjectRef, Claim]] = {}
+        self._true: dict[ObjectRef, frozenset[str]] = {}
+        self._counts: Counter[str] = Counter()
+        self._touched: dict[ObjectRef, int] = {}
+        self._changes = 0
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -93,6 +138,10 @@ class Store:
     def get(self, ref: ObjectRef) -> DurableTopicObject | None:
         return self._objects.get(ref)
 
+    def holds(self, obj: DurableTopicObject) -> bool:
+        """`obj` is still the store's copy (not deleted or replaced since a pass took it)."""
+        return self._objects.get(obj.ref) is obj
+
     def upsert(self, obj: DurableTopicObject) -> bool:
         """Stores `obj`; True when the controller should reconcile it."""
         previous = self._objects.get(obj.ref)
@@ -102,13 +151,42 @@ class Store:
         self._claims.setdefault(obj.topic_name, {})[obj.ref] = Claim(
             obj.ref.namespace, obj.ref.name, obj.uid, obj.created
         )
+        self._count(obj)
+        self._changes += 1
+        self._touched[obj.ref] = self._changes
         return obj.wants_reconcile_after(previous)
+
+    def set_status(self, obj: DurableTopicObject, status: dict[str, Any]) -> None:
+        obj.status = status
+        if self.holds(obj):
+            self._count(obj)
 
     def remove(self, ref: ObjectRef) -> DurableTopicObject | None:
         obj = self._objects.pop(ref, None)
         if obj is not None:
             self._unclaim(obj)
+            self._counts.subtract(self._true.pop(ref, frozenset()))
+            self._touched.pop(ref, None)
         return obj
+
+    def mark(self) -> int:
+        """A point in the store's history, for `touched_since`."""
+        return self._changes
+
+    def touched_since(self, ref: ObjectRef, mark: int) -> bool:
+        return self._touched.get(ref, 0) > mark
+
+    def counts(self) -> dict[str, int]:
+        """How many objects have each counted condition (Ready, Stalled, Reconciling, Paused) True."""
+        return {str(kind): self._counts[str(kind)] for kind in COUNTED_CONDITIONS}
+
+    def _count(self, obj: DurableTopicObject) -> None:
+        now = obj.true_conditions()
+        before = self._true.get(obj.ref, frozenset())
+        if now != before:
+            self._counts.subtract(before)
+            self._counts.update(now)
+            self._true[obj.ref] = now
 
     def _unclaim(self, obj: DurableTopicObject) -> None:
         claims = self._claims.get(obj.topic_name)

@@ -134,7 +134,9 @@ def _go_int(text: str) -> int | None:
         base, digits = {"0x": 16, "0o": 8, "0b": 2}[prefix], s[2:]
     elif len(s) > 1 and s.startswith("0"):
         base, digits = 8, s[1:]
-    if not _DIGITS[base].match(digits):
+    # 64 binary digits hold every int64 and uint64; a longer text is out of range (and Python would
+    # refuse to convert one of thousands of digits).
+    if len(digits) > 64 or not _DIGITS[base].match(digits):
         return None
     value = sign * int(digits, base)
     return value if _INT64_MIN <= value <= 2**64 - 1 else None
@@ -152,9 +154,19 @@ def _resolve_plain(value: str) -> str:
             return _TAG + "float"
         if _go_int(value) is not None:
             return _TAG + "int"
-        if _GO_FLOAT.match(value.replace("_", "")):
+        if _go_float(value) is not None:
             return _TAG + "float"
     return _TAG + "str"
+
+
+def _go_float(text: str) -> float | None:
+    """strconv.ParseFloat(s, 64) as go-yaml v2 uses it: a value out of float64's range is no float
+    (go-yaml then keeps the text as a string)."""
+    plain = text.replace("_", "")
+    if not _GO_FLOAT.match(plain):
+        return None
+    value = float(plain)
+    return None if math.isinf(value) else value
 
 
 class _Loader(Composer, _Parser, SafeConstructor, Resolver):
@@ -211,10 +223,10 @@ def _construct_int(loader: _Loader, node: ScalarNode) -> int:
 def _construct_float(loader: _Loader, node: ScalarNode) -> float:
     if node.value in _SPECIAL_FLOATS:
         raise _Refused(f"{node.value} cannot be carried in JSON to the API server", node.start_mark)
-    try:
-        return float(node.value.replace("_", ""))
-    except ValueError:
-        raise ConstructorError(None, None, f"{node.value!r} is not a number", node.start_mark) from None
+    value = _go_float(node.value)
+    if value is None:
+        raise ConstructorError(None, None, f"{node.value!r} is not a number", node.start_mark)
+    return value
 
 
 def _construct_bool(loader: _Loader, node: ScalarNode) -> bool:

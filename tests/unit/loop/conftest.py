@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -11,6 +12,13 @@ from durabletopic.core.model import ObjectRef, Policy
 from durabletopic.loop.controller import Controller
 from durabletopic.loop.store import Store
 from tests.unit.loop.fakes import FakeKafka, FakeKube, FakeReassigner, RecordingMetrics, body
+
+
+async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
+    """Polls `condition` (state of the fakes, which signal nothing) until it holds."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
 class Harness:
@@ -32,13 +40,22 @@ class Harness:
     def apply(self, name: str, spec: Mapping[str, Any] | None = None, **metadata: Any) -> ObjectRef:
         """A watch event for the object, as the API server would send it after `kubectl apply`."""
         event = body(name, spec, **metadata)
+        ref = ObjectRef(event["metadata"]["namespace"], name)
+        self.kube.objects[ref] = event
         self.controller.observe_event("ADDED", event)
-        return ObjectRef(event["metadata"]["namespace"], name)
+        return ref
 
     def event(
         self, event_type: str, name: str, spec: Mapping[str, Any] | None = None, **metadata: Any
     ) -> None:
-        self.controller.observe_event(event_type, body(name, spec, **metadata))
+        """A watch event; the API server's copy of the object changes (or goes) with it."""
+        event = body(name, spec, **metadata)
+        ref = ObjectRef(event["metadata"]["namespace"], name)
+        if event_type == "DELETED":
+            self.kube.objects.pop(ref, None)
+        else:
+            self.kube.objects[ref] = event
+        self.controller.observe_event(event_type, event)
 
     async def step(self) -> list[ObjectRef]:
         """One pass over every queued object, due or not: the waiting is not what these tests test."""

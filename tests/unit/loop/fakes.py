@@ -25,7 +25,7 @@ from durabletopic.core.model import (
     TopicError,
 )
 from durabletopic.core.plan import CreateTopic
-from durabletopic.loop.ports import ApiError, KafkaUnavailable
+from durabletopic.loop.ports import ApiError, KafkaUnavailable, TopicReads
 from durabletopic.loop.store import DurableTopicObject
 
 BROKER_DEFAULTS = {MIN_INSYNC_REPLICAS: "1", UNCLEAN_LEADER_ELECTION: "false", "retention.ms": "604800000"}
@@ -37,15 +37,17 @@ class FakeTopic:
     topic_id: str
     replicas: list[tuple[int, ...]]
     overrides: dict[str, str] = field(default_factory=dict)
+    out_of_sync: set[int] = field(default_factory=set)  # replicas in no partition's ISR
 
-    def observed(self, name: str) -> ObservedTopic:
+    def observed(self, name: str, overrides: dict[str, str] | None = None) -> ObservedTopic:
         partitions = tuple(
-            PartitionState(number, replicas[0], replicas, replicas)
+            PartitionState(
+                number, replicas[0], replicas, tuple(r for r in replicas if r not in self.out_of_sync)
+            )
             for number, replicas in enumerate(self.replicas)
         )
-        return ObservedTopic(
-            name, self.topic_id, partitions, dict(self.overrides), {**BROKER_DEFAULTS, **self.overrides}
-        )
+        configs = dict(self.overrides if overrides is None else overrides)
+        return ObservedTopic(name, self.topic_id, partitions, configs, {**BROKER_DEFAULTS, **configs})
 
 
 class FakeKafka:
@@ -61,6 +63,11 @@ class FakeKafka:
         self.hidden_after_create = 0  # passes of describe for which a new topic is not yet visible
         self._hidden: dict[str, int] = {}
         self.gate: asyncio.Event | None = None  # when set, every call waits for the gate to open
+        self.cluster_id = "cluster-a"
+        self.unreadable: dict[str, TopicError] = {}  # topic -> the error Kafka answers when it is read
+        self.unanswered: set[str] = set()  # topics whose part of a read gets no answer
+        self.read_lag = 0  # reads after a config change that still show the old configs
+        self._stale: dict[str, tuple[dict[str, str], int]] = {}
 
     def add_topic(
         self, name: str, partitions: int = 3, rf: int = 3, overrides: dict[str, str] | None = None
@@ -86,19 +93,40 @@ class FakeKafka:
 
     async def describe_cluster(self) -> ClusterInfo:
         await self._call("describe_cluster")
-        return ClusterInfo(self.brokers, controller_id=self.brokers[0].node_id if self.brokers else None)
+        controller = self.brokers[0].node_id if self.brokers else None
+        return ClusterInfo(self.brokers, controller_id=controller, cluster_id=self.cluster_id)
 
     async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]:
+        return (await self.read_topics(names)).observed
+
+    async def read_topics(self, names: Collection[str]) -> TopicReads:
         await self._call("describe_topics", names)
-        out: dict[str, ObservedTopic | None] = {}
+        reads = TopicReads()
         for name in names:
-            if self._hidden.get(name, 0) > 0:
+            if name in self.unanswered:
+                reads.unanswered[name] = "Kafka cannot be reached (_TIMED_OUT)"
+            elif name in self.unreadable:
+                reads.errors[name] = self.unreadable[name]
+            elif self._hidden.get(name, 0) > 0:
                 self._hidden[name] -= 1
-                out[name] = None
+                reads.observed[name] = None
             else:
                 topic = self.topics.get(name)
-                out[name] = topic.observed(name) if topic else None
-        return out
+                reads.observed[name] = topic.observed(name, self._stale_overrides(name)) if topic else None
+        if names and len(reads.unanswered) == len(names):
+            raise KafkaUnavailable("describe_topics: _TIMED_OUT: no answer")
+        return reads
+
+    def _stale_overrides(self, name: str) -> dict[str, str] | None:
+        stale = self._stale.get(name)
+        if stale is None:
+            return None
+        overrides, reads = stale
+        if reads <= 1:
+            del self._stale[name]
+        else:
+            self._stale[name] = (overrides, reads - 1)
+        return overrides
 
     async def list_topics(self) -> set[str]:
         await self._call("list_topics")
@@ -145,6 +173,8 @@ class FakeKafka:
             if topic is None:
                 out[name] = TopicError("UNKNOWN_TOPIC_OR_PART", "unknown topic", False)
                 continue
+            if self.read_lag:
+                self._stale[name] = (dict(topic.overrides), self.read_lag)
             for key, value in changes.items():
                 if value is None:
                     topic.overrides.pop(key, None)
@@ -178,44 +208,67 @@ class FakeKafka:
 
 
 class FakeReassigner:
-    """Kafka's reassignments: started moves finish when the test says so."""
+    """Kafka's reassignments: while a move runs, the new replicas are in the replica list but not in
+    the ISR (as Kafka shows them); `finish()` completes every move, `fail` makes the client fail."""
 
     def __init__(self, kafka: FakeKafka) -> None:
         self.kafka = kafka
-        self.moves: dict[str, dict[int, tuple[int, ...]]] = {}
+        self.targets: dict[str, dict[int, tuple[int, ...]]] = {}
+        self.original: dict[str, dict[int, tuple[int, ...]]] = {}
+        self.fail = False
+        self.started = 0
+
+    @property
+    def moves(self) -> dict[str, dict[int, tuple[int, ...]]]:
+        return self.targets
 
     async def ongoing(self) -> dict[str, dict[int, PartitionMove]]:
+        if self.fail:
+            raise KafkaUnavailable("list_reassignments: NoBrokersAvailable")
         out: dict[str, dict[int, PartitionMove]] = {}
-        for topic, partitions in self.moves.items():
-            current = self.kafka.topics[topic].replicas
-            out[topic] = {
-                p: PartitionMove(
-                    tuple(dict.fromkeys(current[p] + target)),
-                    tuple(r for r in target if r not in current[p]),
-                    tuple(r for r in current[p] if r not in target),
+        for topic, partitions in self.targets.items():
+            out[topic] = {}
+            for p, target in partitions.items():
+                before = self.original[topic][p]
+                out[topic][p] = PartitionMove(
+                    tuple(dict.fromkeys(before + target)),
+                    tuple(r for r in target if r not in before),
+                    tuple(r for r in before if r not in target),
                 )
-                for p, target in partitions.items()
-            }
         return out
 
     async def reassign(
         self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
     ) -> dict[str, str | None]:
+        if self.fail:
+            raise KafkaUnavailable("alter_reassignments: NoBrokersAvailable")
+        self.started += 1
         for topic, partitions in assignments.items():
-            self.moves.setdefault(topic, {}).update(partitions)
+            fake = self.kafka.topics[topic]
+            for p, target in partitions.items():
+                before = fake.replicas[p]
+                self.original.setdefault(topic, {})[p] = before
+                self.targets.setdefault(topic, {})[p] = target
+                adding = tuple(r for r in target if r not in before)
+                fake.replicas[p] = before + adding
+                fake.out_of_sync |= set(adding)
         return dict.fromkeys(assignments)
 
     def finish(self) -> None:
-        for topic, partitions in self.moves.items():
+        for topic, partitions in self.targets.items():
+            fake = self.kafka.topics[topic]
             for p, target in partitions.items():
-                self.kafka.topics[topic].replicas[p] = target
-        self.moves.clear()
+                fake.replicas[p] = target
+            fake.out_of_sync.clear()
+        self.targets.clear()
+        self.original.clear()
 
 
 class FakeKube:
-    """The API server's side of the loop's writes."""
+    """The API server's side of the loop's requests: the objects that exist, and what was written."""
 
     def __init__(self) -> None:
+        self.objects: dict[ObjectRef, dict[str, Any]] = {}
         self.statuses: dict[ObjectRef, dict[str, Any]] = {}
         self.status_writes: list[ObjectRef] = []
         self.finalizers: dict[ObjectRef, list[str]] = {}
@@ -224,6 +277,12 @@ class FakeKube:
         self.fail_status: dict[ObjectRef, list[int]] = {}  # HTTP codes the next status writes answer
         self.writes_allowed = True
 
+    async def list_durabletopics(self) -> list[dict[str, Any]]:
+        return [
+            {**body, "status": dict(self.statuses.get(ref, body.get("status") or {}))}
+            for ref, body in self.objects.items()
+        ]
+
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
     ) -> None:
@@ -231,6 +290,8 @@ class FakeKube:
         failures = self.fail_status.get(obj.ref)
         if failures:
             raise ApiError(failures.pop(0), "Fail", "injected")
+        if obj.ref not in self.objects:
+            raise ApiError(404, "NotFound", f"durabletopics {obj.ref.name} not found")
         self.status_writes.append(obj.ref)
         self.statuses[obj.ref] = dict(status)
 
@@ -286,6 +347,9 @@ class RecordingMetrics:
 
     def set_leader(self, leading: bool) -> None:
         self.leading.append(leading)
+        if not leading:
+            self.health.clear()
+            self.drift.clear()
 
     def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
         pass

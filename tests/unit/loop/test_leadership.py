@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from durabletopic.loop.leadership import reconcile_while_leader
-from tests.unit.loop.conftest import Harness
+from tests.unit.loop.conftest import Harness, until
 from tests.unit.loop.fakes import FakeLease
-
-
-async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
-    """Polls `condition` (state of the fakes, which signal nothing) until it holds."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 async def test_leadership_lost_in_the_middle_of_a_pass(harness: Harness) -> None:

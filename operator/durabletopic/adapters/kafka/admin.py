@@ -26,13 +26,16 @@ from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER
 from durabletopic.adapters.kafka.observe import config_values, observe_cluster, observe_topic
 from durabletopic.core.model import ClusterInfo, ObservedTopic, TopicError
 from durabletopic.core.plan import CreateTopic
-from durabletopic.loop.ports import KafkaAdminError, KafkaUnavailable
+from durabletopic.loop.ports import KafkaAdminError, KafkaUnavailable, TopicReads
 
 librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
 AUTH_FAILURE_MEMORY_S = 60.0
 
 K = TypeVar("K")
+# (operation, outcome, seconds): outcome "ok"; "error" when Kafka answered with a refusal;
+# "unreachable" when no broker answered.
 OnRequest = Callable[[str, str, float], None]
+UNREACHABLE = "unreachable"
 
 # Request-level failures: no broker answered in time. The caller retries with backoff.
 UNAVAILABLE_CODES = frozenset(
@@ -160,43 +163,71 @@ class KafkaAdmin:
         """
         out: dict[str, ObservedTopic | None] = {}
         for chunk in chunks(list(dict.fromkeys(names)), self._chunk_size):
-            resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in chunk]
-            described, configured = await asyncio.gather(
-                self._call(
-                    "describe_topics",
-                    self._client.describe_topics,
-                    TopicCollection(chunk),
-                    request_timeout=self._timeout,
-                ),
-                self._call(
-                    "describe_configs",
-                    self._client.describe_configs,
-                    resources,
-                    request_timeout=self._timeout,
-                ),
-                return_exceptions=True,
-            )
-            if isinstance(described, BaseException):
-                raise described
-            if isinstance(configured, BaseException):
-                raise configured
-            configs = {resource.name: value for resource, value in configured.items()}
-            errors: dict[str, TopicError] = {}
-            for name in chunk:
-                description, entries = described[name], configs[name]
-                failure = next((r for r in (description, entries) if isinstance(r, KafkaError)), None)
-                if failure is None:
-                    out[name] = observe_topic(description, entries)
-                elif failure.name() in ABSENT_CODES:
-                    out[name] = None
-                else:
-                    errors[name] = topic_error(failure)
+            observed, errors = await self._describe_chunk(chunk)
+            out |= observed
             if errors:
                 first, error = next(iter(errors.items()))
                 message = f"describe_topics: {len(errors)} topic(s) failed, first {first!r}: {error}"
                 retriable = all(e.retriable for e in errors.values())
                 raise (KafkaUnavailable if retriable else KafkaAdminError)(message, errors)
         return out
+
+    async def read_topics(self, names: Collection[str]) -> TopicReads:
+        """describe_topics, with each failure confined to the topics it concerns: a topic Kafka refuses
+        gets its error, a chunk that gets no answer gets its reason; the others are read. Raises
+        KafkaUnavailable only when no chunk was answered."""
+        reads = TopicReads()
+        last: KafkaUnavailable | None = None
+        for chunk in chunks(list(dict.fromkeys(names)), self._chunk_size):
+            try:
+                observed, errors = await self._describe_chunk(chunk)
+            except KafkaUnavailable as error:
+                last = error
+                reads.unanswered.update(dict.fromkeys(chunk, f"Kafka cannot be reached ({error})"))
+                continue
+            reads.observed.update(observed)
+            reads.errors.update(errors)
+        if last is not None and not reads.observed and not reads.errors:
+            raise last
+        return reads
+
+    async def _describe_chunk(
+        self, chunk: list[str]
+    ) -> tuple[dict[str, ObservedTopic | None], dict[str, TopicError]]:
+        """One DescribeTopics and one DescribeConfigs request, sent together."""
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in chunk]
+        described, configured = await asyncio.gather(
+            self._call(
+                "describe_topics",
+                self._client.describe_topics,
+                TopicCollection(chunk),
+                request_timeout=self._timeout,
+            ),
+            self._call(
+                "describe_configs",
+                self._client.describe_configs,
+                resources,
+                request_timeout=self._timeout,
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(described, BaseException):
+            raise described
+        if isinstance(configured, BaseException):
+            raise configured
+        configs = {resource.name: value for resource, value in configured.items()}
+        observed: dict[str, ObservedTopic | None] = {}
+        errors: dict[str, TopicError] = {}
+        for name in chunk:
+            description, entries = described[name], configs[name]
+            failure = next((r for r in (description, entries) if isinstance(r, KafkaError)), None)
+            if failure is None:
+                observed[name] = observe_topic(description, entries)
+            elif failure.name() in ABSENT_CODES:
+                observed[name] = None
+            else:
+                errors[name] = topic_error(failure)
+        return observed, errors
 
     async def list_topics(self) -> set[str]:
         """Every topic name in the cluster, internal ones included."""
@@ -208,8 +239,12 @@ class KafkaAdmin:
             outcome = "ok"
             return set(metadata.topics)
         except KafkaException as e:
-            raise unavailable("list_topics", e.args[0]) from None
+            error = unavailable("list_topics", e.args[0])
+            if isinstance(error, KafkaUnavailable):
+                outcome = UNREACHABLE
+            raise error from None
         except TimeoutError:
+            outcome = UNREACHABLE
             raise KafkaUnavailable(f"list_topics: no answer within {self._guard:.0f}s") from None
         finally:
             self._finish("list_topics", outcome, start)
@@ -381,6 +416,7 @@ class KafkaAdmin:
             outcome = "ok"
             return results
         except KafkaUnavailable as unreachable:
+            outcome = UNREACHABLE
             self._refresh_metadata()
             if self._admin is not None:
                 self._admin.poll(0)

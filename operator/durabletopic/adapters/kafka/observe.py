@@ -76,7 +76,12 @@ def observe_cluster(result: Any) -> ClusterInfo:
         (Broker(node_id=int(n.id), rack=n.rack or None) for n in result.nodes or () if n.id >= 0),
         key=lambda b: b.node_id,
     )
-    return ClusterInfo(brokers=tuple(brokers), controller_id=_node_id(result.controller))
+    cluster_id = getattr(result, "cluster_id", None)
+    return ClusterInfo(
+        brokers=tuple(brokers),
+        controller_id=_node_id(result.controller),
+        cluster_id=str(cluster_id) if cluster_id else None,
+    )
 
 
 def config_values(entries: Mapping[str, ConfigEntry], *sources: ConfigSource) -> dict[str, str]:

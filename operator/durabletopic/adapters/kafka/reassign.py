@@ -80,7 +80,7 @@ class Reassigner:
                 self._drop()
                 raise KafkaUnavailable(f"{op}: {type(error).__name__}: {error}") from None
 
-        started, result = time.monotonic(), "error"
+        started, result = time.monotonic(), "unreachable"
         try:
             answer = await asyncio.to_thread(call)
             result = "ok"

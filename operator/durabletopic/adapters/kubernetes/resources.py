@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from durabletopic.adapters.kubernetes.client import ApiPort
 from durabletopic.core import clientprofile, crd
@@ -93,13 +94,40 @@ def client_profile_body(obj: DurableTopicObject) -> dict[str, Any]:
     }
 
 
-class DurableTopicRequests:
-    """The loop's writes to the API server, through one API client."""
+LIST_PAGE = 500
 
-    def __init__(self, api: ApiPort, *, reporting_instance: str, now: Any) -> None:
+
+def collection_paths(namespaces: Sequence[str]) -> list[str]:
+    """Where every watched DurableTopic is listed: cluster-wide, or one path per namespace."""
+    base = f"/apis/{crd.GROUP}/{crd.VERSION}"
+    if not namespaces:
+        return [f"{base}/{crd.PLURAL}"]
+    return [f"{base}/namespaces/{namespace}/{crd.PLURAL}" for namespace in namespaces]
+
+
+class DurableTopicRequests:
+    """The loop's requests to the API server, through one API client."""
+
+    def __init__(
+        self, api: ApiPort, *, reporting_instance: str, now: Any, namespaces: Sequence[str] = ()
+    ) -> None:
         self.api = api
         self.reporting_instance = reporting_instance
         self.now = now
+        self.namespaces = tuple(namespaces)
+
+    async def list_durabletopics(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for path in collection_paths(self.namespaces):
+            token = ""
+            while True:
+                query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token)}" if token else "")
+                page = await self.api.request("GET", path + query)
+                items += page.get("items") or []
+                token = (page.get("metadata") or {}).get("continue") or ""
+                if not token:
+                    break
+        return items
 
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]

@@ -1,0 +1,141 @@
+"""The operator's RBAC is what it uses, and nothing more: the API server's audit log of the operator's
+ServiceAccount, after it went through every kind of work, against what deploy/ grants it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Identity, operator_instead
+from tests.e2e.helpers import Kube, ready, reason_of, wait_for
+from tests.testbed.operator_process import OPERATOR_NAMESPACE, OperatorProcess
+
+pytestmark = [pytest.mark.testbed]
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:durable-topic-operator"
+LEASE = "durable-topic-operator"
+
+Permission = tuple[str, str, str]  # (API group, resource[/subresource], verb)
+
+
+def granted(documents: list[dict[str, Any]]) -> set[Permission]:
+    """Every (group, resource, verb) the roles among `documents` grant, wildcards refused."""
+    permissions: set[Permission] = set()
+    for document in documents:
+        if document.get("kind") not in ("ClusterRole", "Role"):
+            continue
+        for rule in document.get("rules") or []:
+            for value in rule["apiGroups"] + rule["resources"] + rule["verbs"]:
+                assert value != "*", f"{document['metadata']['name']} grants a wildcard"
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        permissions.add((group, resource, verb))
+    return permissions
+
+
+def used(audit_log: Path, user: str, since: str) -> tuple[set[Permission], list[dict[str, Any]]]:
+    """What `user` asked the API server for since `since` (an RFC 3339 time: the log spans the test
+    bed's life), and what it was refused. A server-side apply that creates its object is authorized
+    for `create` too, inside the one `patch` request the log shows."""
+    permissions: set[Permission] = set()
+    refused = []
+    for path in sorted(audit_log.parent.glob(audit_log.stem + "*" + audit_log.suffix)):
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != user or "objectRef" not in event:
+                continue
+            if event.get("requestReceivedTimestamp", "") < since:
+                continue
+            ref = event["objectRef"]
+            resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            group = ref.get("apiGroup", "")
+            permissions.add((group, resource, event["verb"]))
+            if event["verb"] == "patch" and event.get("responseStatus", {}).get("code") == 201:
+                permissions.add((group, resource, "create"))
+            if _denied_by_rbac(event):
+                refused.append(event)
+    return permissions, refused
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _denied_by_rbac(event: dict[str, Any]) -> bool:
+    """Refused by the authorizer: at the request, or inside it (server-side apply that creates an object
+    is authorized once more, for `create`); not, say, by a namespace being deleted."""
+    if event.get("annotations", {}).get("authorization.k8s.io/decision") == "forbid":
+        return True
+    status = event.get("responseStatus", {})
+    return status.get("code") == 403 and " cannot " in status.get("message", "")
+
+
+def exercise(kube: Kube, namespace: str) -> None:
+    """Every kind of work: a finalizer, a status, a client profile, an event, a deletion."""
+    topic = f"{namespace}.rbac"
+    kube.create(namespace, "rbac", {"topicName": topic, "partitions": 1, "deletionPolicy": "Delete"})
+    ready(kube, namespace, "rbac")
+    wait_for(
+        "the client profile",
+        lambda: any(
+            c.metadata.name == "rbac-client-profile"
+            for c in kube.core.list_namespaced_config_map(namespace).items
+        ),
+        timeout=30,
+    )
+    refused = {"topicName": f"{namespace}.refused", "partitions": 1, "config": {"retention.ms": "x"}}
+    kube.create(namespace, "refused", refused)
+    reason_of(kube, namespace, "refused", "Stalled", "InvalidConfig")
+    kube.delete(namespace, "rbac")
+    wait_for("the object deleted", lambda: not kube.exists(namespace, "rbac"), 30)
+
+
+def assert_least_privilege(audit_log: Path, user: str, roles: list[dict[str, Any]], since: str) -> None:
+    allowed = granted(roles)
+    asked, refused = used(audit_log, user, since)
+    assert asked, f"no request of {user} in {audit_log}"
+    assert refused == [], [f"{e['verb']} {e['requestURI']}" for e in refused]
+    assert asked <= allowed, sorted(asked - allowed)
+    assert allowed <= asked, f"granted but never used: {sorted(allowed - asked)}"
+
+
+def test_cluster_wide_rbac_is_what_the_operator_uses(  # type: ignore[no-untyped-def]
+    testbed, kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """deploy/'s RBAC, for the operator of the session (cluster-wide, leader through a Lease), from its
+    start: without its Lease, which it creates again."""
+    since = now()
+    operator.stop()
+    testbed.kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
+    operator.start()
+    exercise(kube, namespace)
+    rendered = testbed.kubectl("kustomize", str(ROOT / "deploy")).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    assert_least_privilege(testbed.audit_log, OPERATOR_USER, documents, since)
+
+
+def test_namespaced_rbac_is_what_the_operator_uses(  # type: ignore[no-untyped-def]
+    testbed,
+    kube: Kube,
+    namespace: str,
+    namespaced_identity: Identity,
+    operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    """The chart's RBAC with watchNamespaces, for an operator that watches only that namespace."""
+    since = now()
+    settings = {
+        "DURABLETOPIC_NAMESPACES": namespace,
+        "DURABLETOPIC_LEADER_ELECTION_NAMESPACE": namespaced_identity.namespace,
+    }
+    log = tmp_path / "namespaced-operator.log"
+    with operator_instead(operator, log, kubeconfig=namespaced_identity.kubeconfig, **settings):
+        exercise(kube, namespace)
+    assert_least_privilege(testbed.audit_log, namespaced_identity.user, namespaced_identity.rbac, since)
