@@ -89,6 +89,8 @@ class Subject:
     attempts: int = 0
     accepted_topic_id: str | None = None
     accepted_cluster_id: str | None = None
+    # An earlier pass created the topic, and it was not yet visible to record its id.
+    created_unseen: bool = False
 
 
 def spec_already_applied(record: Recorded, generation: int) -> bool:
@@ -166,6 +168,7 @@ def identity_mismatch(
         and record.topic_id
         and observed.topic_id != record.topic_id
         and subject.accepted_topic_id != observed.topic_id
+        and not subject.created_unseen
     ):
         message = (
             f"Kafka topic {subject.topic} has id {observed.topic_id}, but this object manages the topic with id "
@@ -210,7 +213,9 @@ def after_pass(
     """
     topic, record = subject.topic, subject.record
     refused = error is not None and error.code != TOPIC_ALREADY_EXISTS
-    created_here = not refused and error is None and any(isinstance(a, CreateTopic) for a in first.actions)
+    created_here = subject.created_unseen or (
+        not refused and error is None and any(isinstance(a, CreateTopic) for a in first.actions)
+    )
     applied = first.enforced and not refused and not final.actions and not final.refusals
     applied = applied and not final.waiting and not final.moving
     new_record = record_fields(

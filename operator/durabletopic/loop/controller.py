@@ -92,6 +92,9 @@ class Controller:
         self.mover = Mover(kafka, reassigner, throttle_bytes_per_second)
         self.deletions = Deletions(store, kafka, self.writes)
         self.profiles = ClientProfiles(store, kube, self.queue)
+        # Objects whose topic this operator created in a pass that could not see it yet: the next pass
+        # records that topic's id as theirs (it cannot be told from a topic someone else created).
+        self._created_unseen: set[ObjectRef] = set()
         self._drained = asyncio.Event()
 
     # ----- events in -----
@@ -120,6 +123,7 @@ class Controller:
         self.queue.discard(ref)
         self.retries.settle(ref)
         self.profiles.forget(ref)
+        self._created_unseen.discard(ref)
         self.metrics.forget(ref)
         if removed is not None:
             for other in self.store.claimants(removed.topic_name):
@@ -248,7 +252,7 @@ class Controller:
                     if obj.topic_name not in reads.observed:
                         continue
                     mismatch = outcomes.identity_mismatch(
-                        subject_of(obj), reads.observed[obj.topic_name], cluster.cluster_id
+                        self._subject(obj), reads.observed[obj.topic_name], cluster.cluster_id
                     )
                     if mismatch is not None:
                         results[obj.ref] = mismatch
@@ -347,7 +351,7 @@ class Controller:
                 else first
             )
             result = outcomes.after_pass(
-                subject_of(obj, self.retries.attempts(obj.ref)),
+                self._subject(obj),
                 spec,
                 first,
                 final,
@@ -371,6 +375,11 @@ class Controller:
                     move_finished = True
                 result.poll = final.moving or moving
             results[obj.ref] = result
+            if now_observed is None and any(isinstance(a, CreateTopic) for a in first.actions):
+                if errors.get(topic) is None:
+                    self._created_unseen.add(obj.ref)
+            else:
+                self._created_unseen.discard(obj.ref)
         if broker_throttle_removable(move_finished, list(moves or {}), list(reassigned)):
             await self.mover.set_broker_throttle(cluster, None)
         return results
@@ -450,6 +459,9 @@ class Controller:
             )
 
     # ----- helpers -----
+
+    def _subject(self, obj: DurableTopicObject) -> outcomes.Subject:
+        return subject_of(obj, self.retries.attempts(obj.ref), created_unseen=obj.ref in self._created_unseen)
 
     def _retry(self, ref: ObjectRef) -> None:
         self.queue.add(ref, self.retries.next_delay(ref))

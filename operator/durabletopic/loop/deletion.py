@@ -29,7 +29,7 @@ from durabletopic.loop.writes import Writes
 Work = list[tuple[DurableTopicObject, DurableTopicSpec]]
 
 
-def subject_of(obj: DurableTopicObject, attempts: int = 0) -> Subject:
+def subject_of(obj: DurableTopicObject, attempts: int = 0, *, created_unseen: bool = False) -> Subject:
     return Subject(
         obj.topic_name,
         obj.status,
@@ -38,6 +38,7 @@ def subject_of(obj: DurableTopicObject, attempts: int = 0) -> Subject:
         attempts,
         obj.accepted_topic_id,
         obj.accepted_cluster_id,
+        created_unseen,
     )
 
 

@@ -43,6 +43,19 @@ async def test_a_replaced_topic_is_neither_written_nor_deleted(harness: Harness)
     assert harness.kafka.topics["orders"].topic_id == new_id, "deletionPolicy Delete never deletes it"
 
 
+async def test_a_topic_the_operator_recreates_is_pinned_even_when_not_yet_visible(harness: Harness) -> None:
+    ref = harness.apply("orders")
+    await harness.settle()
+    first = harness.status(ref)["topicId"]
+    del harness.kafka.topics["orders"]  # deleted out of band: driftPolicy Enforce recreates it
+    harness.kafka.hidden_after_create = 2  # and it takes a moment to be seen
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.ready(ref), harness.status(ref)["conditions"]
+    assert harness.status(ref)["topicId"] == harness.kafka.topics["orders"].topic_id != first
+    assert "data was lost" in harness.kube.events[-1][3]
+
+
 async def test_an_accepted_topic_id_is_taken_over(harness: Harness) -> None:
     ref = harness.apply("orders")
     await harness.settle()
