@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,14 +113,16 @@ class DurableTopicSpec(BaseModel):
         return configs
 
 
+@cache
 def spec_default(alias: str) -> Any:
-    """The default the API server gives an absent spec field (the CRD's `default`)."""
+    """The default the API server gives an absent scalar spec field (the CRD's `default`)."""
     for name, info in DurableTopicSpec.model_fields.items():
         if (info.alias or name) == alias:
             return info.get_default(call_default_factory=True)
     raise KeyError(alias)
 
 
+@cache
 def spec_bounds(alias: str) -> tuple[int, int]:
     """(minimum, maximum) of an integer spec field."""
     for name, info in DurableTopicSpec.model_fields.items():

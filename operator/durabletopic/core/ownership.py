@@ -117,7 +117,3 @@ def retained_event(topic: str, why: str) -> Event:
 
 def deleted_event(topic: str) -> Event:
     return (EventType.NORMAL, Reason.TOPIC_DELETED, f"Kafka topic {topic} deleted: deletionPolicy is Delete.")
-
-
-def delete_failed_event(topic: str, error: TopicError) -> Event:
-    return (EventType.WARNING, Reason.DELETE_FAILED, f"Kafka refused to delete {topic}: {error.message}")

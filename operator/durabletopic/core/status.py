@@ -3,7 +3,7 @@ a replication-factor change, and the whole next status document. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from durabletopic.core.conditions import (
@@ -93,16 +93,6 @@ def next_status(
         return None
     status["lastReconcileTime"] = now
     return status
-
-
-def resource_counts(statuses: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """How many objects have each of Ready, Stalled, Reconciling and Paused True."""
-    counts = {str(kind): 0 for kind in COUNTED_CONDITIONS}
-    for status in statuses:
-        for condition in status.get("conditions") or []:
-            if condition.get("type") in counts and condition.get("status") == "True":
-                counts[condition["type"]] += 1
-    return counts
 
 
 def replicas_change(

@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from durabletopic.core.conditions import condition_reason
 from durabletopic.core.model import DurableTopicSpec, ObjectRef, Recorded
 from durabletopic.core.ownership import ACCEPT_CLUSTER_ID, ACCEPT_TOPIC_ID, RETAIN_TOPIC, Claim, owner_of
 from durabletopic.core.record import recorded
@@ -99,10 +98,6 @@ class DurableTopicObject:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ValueError(f"spec.{where}: {first['msg']}") from error
-
-    def status_reason(self, kind: str) -> str | None:
-        """The reason of the condition `kind` when it is True."""
-        return condition_reason(self.status.get("conditions") or [], kind)
 
     def wants_reconcile_after(self, previous: DurableTopicObject | None) -> bool:
         """A change the controller must act on, as opposed to its own status write coming back."""

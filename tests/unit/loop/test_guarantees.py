@@ -191,6 +191,47 @@ async def test_leadership_waits_for_the_full_list_before_deciding_ownership(harn
     )
 
 
+async def test_a_new_leader_never_deletes_a_topic_another_object_declares(harness: Harness) -> None:
+    old = harness.apply("orders", DELETE, namespace="old", created="2026-11-28T10:00:00Z")
+    await harness.settle()
+    topic_id = harness.kafka.topics["orders"].topic_id
+    # A lease hand-over: the new leader's watch has brought the old object, being deleted, but not yet
+    # the new object that declares the same topic.
+    harness.kube.objects[ObjectRef("new", "orders")] = body("orders", DELETE, namespace="new")
+    harness.event(
+        "MODIFIED",
+        "orders",
+        DELETE,
+        namespace="old",
+        finalizers=[FINALIZER],
+        deleting=True,
+        status=harness.status(old),
+    )
+    leading = asyncio.create_task(reconcile_while_leader(harness.controller, None, harness.metrics))
+    try:
+        await until(lambda: harness.kube.finalizers.get(old) == [])
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)
+    assert harness.kafka.topics["orders"].topic_id == topic_id, "kept for the object the listing found"
+    assert harness.kafka.count("delete_topics") == 0
+
+
+async def test_a_restart_between_the_delete_and_the_release_lets_the_object_go(harness: Harness) -> None:
+    ref = harness.apply("orders", DELETE)
+    await harness.settle()
+    status = harness.status(ref)
+    del harness.kafka.topics["orders"]  # the previous operator deleted it, and died before the release
+    restarted = Harness()
+    restarted.kafka, restarted.kube = harness.kafka, harness.kube
+    restarted.controller.kafka = restarted.controller.deletions.kafka = restarted.kafka
+    restarted.controller.kube = restarted.controller.writes.kube = restarted.kube
+    restarted.event("MODIFIED", "orders", DELETE, finalizers=[FINALIZER], deleting=True, status=status)
+    await restarted.settle()
+    assert harness.kube.finalizers[ref] == []
+    assert harness.kafka.count("delete_topics") == 0, "nothing left to delete, nothing else deleted"
+
+
 # 6. A ghost never keeps claiming a topic.
 
 
