@@ -10,6 +10,8 @@ import pytest
 
 from durabletopic.core.model import ObjectRef, Policy
 from durabletopic.loop.controller import Controller
+from durabletopic.loop.leadership import reconcile_while_leader
+from durabletopic.loop.ports import LeasePort
 from durabletopic.loop.store import Store
 from tests.unit.loop.fakes import FakeKafka, FakeKube, FakeReassigner, RecordingMetrics, body
 
@@ -84,3 +86,15 @@ class Harness:
 @pytest.fixture
 def harness() -> Harness:
     return Harness()
+
+
+async def lead_until(
+    harness: Harness, condition: Callable[[], object], lease: LeasePort | None = None
+) -> None:
+    """The loops of a leader (with `lease`, or none: leading at once) until `condition` holds."""
+    leading = asyncio.create_task(reconcile_while_leader(harness.controller, lease, harness.metrics))
+    try:
+        await until(condition)
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)

@@ -7,9 +7,8 @@ import asyncio
 
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS, THROTTLE_KEYS
 from durabletopic.core.model import ObjectRef, TopicError
-from durabletopic.loop.leadership import reconcile_while_leader
 from durabletopic.loop.writes import FINALIZER
-from tests.unit.loop.conftest import Harness, until
+from tests.unit.loop.conftest import Harness, lead_until
 from tests.unit.loop.fakes import body
 
 DELETE = {"partitions": 3, "deletionPolicy": "Delete"}
@@ -179,12 +178,7 @@ async def test_leadership_waits_for_the_full_list_before_deciding_ownership(harn
         namespace="b",
         created="2026-11-28T11:00:00Z",
     )
-    leading = asyncio.create_task(reconcile_while_leader(harness.controller, None, harness.metrics))
-    try:
-        await until(lambda: harness.kube.condition(younger, "Stalled") is not None)
-    finally:
-        leading.cancel()
-        await asyncio.gather(leading, return_exceptions=True)
+    await lead_until(harness, lambda: harness.kube.condition(younger, "Stalled") is not None)
     assert harness.kube.condition(younger, "Stalled") == ("True", "TopicConflict")
     assert harness.kafka.topics["orders"].overrides["retention.ms"] == "86400000", (
         "the younger changed nothing"
@@ -207,12 +201,7 @@ async def test_a_new_leader_never_deletes_a_topic_another_object_declares(harnes
         deleting=True,
         status=harness.status(old),
     )
-    leading = asyncio.create_task(reconcile_while_leader(harness.controller, None, harness.metrics))
-    try:
-        await until(lambda: harness.kube.finalizers.get(old) == [])
-    finally:
-        leading.cancel()
-        await asyncio.gather(leading, return_exceptions=True)
+    await lead_until(harness, lambda: harness.kube.finalizers.get(old) == [])
     assert harness.kafka.topics["orders"].topic_id == topic_id, "kept for the object the listing found"
     assert harness.kafka.count("delete_topics") == 0
 

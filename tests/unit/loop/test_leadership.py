@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from durabletopic.loop.leadership import reconcile_while_leader
-from tests.unit.loop.conftest import Harness, until
+from tests.unit.loop.conftest import Harness, lead_until, until
 from tests.unit.loop.fakes import FakeLease
 
 
@@ -37,9 +37,4 @@ async def test_leadership_lost_in_the_middle_of_a_pass(harness: Harness) -> None
 
 async def test_without_a_lease_the_replica_leads_at_once(harness: Harness) -> None:
     ref = harness.apply("orders")
-    leading = asyncio.create_task(reconcile_while_leader(harness.controller, None, harness.metrics))
-    try:
-        await until(lambda: harness.ready(ref))
-    finally:
-        leading.cancel()
-        await asyncio.gather(leading, return_exceptions=True)
+    await lead_until(harness, lambda: harness.ready(ref))
