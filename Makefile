@@ -66,7 +66,7 @@ demo: venv testbed-install ## run the operator on the local test bed with the ex
 	$(BIN)/python -m tests.testbed demo
 
 .PHONY: generate
-generate: venv ## write the files generated from the core: the CRD and the admission policy (crds/, deploy/, the chart)
+generate: venv ## write the files generated from the core: the CRDs and the admission policies (crds/, deploy/, the chart)
 	$(BIN)/python -m durabletopic.tools.generate --root .
 
 .PHONY: crds

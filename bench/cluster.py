@@ -22,6 +22,7 @@ from tests.testbed import Testbed
 
 from bench.results import THREADS, say
 from durabletopic.core import crd
+from durabletopic.core.tenancy import crd as policy_crd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,7 @@ def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
 
 
 def testbed_up() -> Testbed:
-    """The test bed of DURABLETOPIC_TESTBED_DIR / _PORT_BASE, started or reused, with the CRD installed."""
+    """The test bed of DURABLETOPIC_TESTBED_DIR / _PORT_BASE, started or reused, with the CRDs installed."""
     bed = Testbed()
     began = time.monotonic()
     started = bed.up()
@@ -74,7 +75,8 @@ def testbed_up() -> Testbed:
         f"test bed {'started' if started else 'reused'} in {time.monotonic() - began:.1f} s ({bed.state_dir})"
     )
     bed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    bed.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.PLURAL}.{crd.GROUP}")
+    crds = (f"crd/{crd.PLURAL}.{crd.GROUP}", f"crd/{policy_crd.PLURAL}.{policy_crd.GROUP}")
+    bed.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
     return bed
 
 

@@ -28,7 +28,11 @@ def kube(testbed) -> Kube:  # type: ignore[no-untyped-def]
 def crd_installed(testbed) -> None:  # type: ignore[no-untyped-def]
     testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     testbed.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/durabletopics.durabletopic.dev"
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/durabletopics.durabletopic.dev",
+        "crd/durabilitypolicies.durabletopic.dev",
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from durabletopic.core import admission
 from durabletopic.core.findings import Finding
 from durabletopic.core.model import Policy
 from durabletopic.core.reasons import Severity, Stage
@@ -66,22 +67,29 @@ def below_floor(name: str) -> str:
     )
 
 
-def scoped_policy(run_id: str) -> list[dict[str, Any]]:
-    """deploy/admissionpolicy.yaml under names of this run, its binding limited to namespaces labelled
-    for this run: other tests on a shared bed create below-floor objects on purpose."""
+def scoped_admission_policy(
+    suffix: str, name: str, namespace_selector: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The policy of deploy/admissionpolicy.yaml named `...-{suffix}` and its binding, renamed `name`, the
+    binding limited to the namespaces `namespace_selector` selects: other tests on a shared bed create
+    objects the policies refuse on purpose."""
     documents = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
-    policies = [d for d in documents if d["kind"] == "ValidatingAdmissionPolicy"]
-    bindings = [d for d in documents if d["kind"] == "ValidatingAdmissionPolicyBinding"]
-    assert len(policies) == 1 and len(bindings) == 1, "expected one policy and one binding"
+    named = [d for d in documents if d["metadata"]["name"].endswith(f"-{suffix}")]
+    policies = [d for d in named if d["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [d for d in named if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert len(policies) == 1 and len(bindings) == 1, f"expected one {suffix} policy and one binding"
     [policy], [binding] = policies, bindings
-    name = f"durabletopic-corpus-{run_id}"
     policy["metadata"] = {"name": name}
     binding["metadata"] = {"name": name}
     binding["spec"]["policyName"] = name
-    binding["spec"].setdefault("matchResources", {})["namespaceSelector"] = {
-        "matchLabels": {FLOORS_LABEL: run_id}
-    }
+    binding["spec"].setdefault("matchResources", {})["namespaceSelector"] = namespace_selector
     return [policy, binding]
+
+
+def scoped_policy(run_id: str) -> list[dict[str, Any]]:
+    """The floors policy of deploy/admissionpolicy.yaml for the namespaces labelled for this run."""
+    selector = {"matchLabels": {FLOORS_LABEL: run_id}}
+    return scoped_admission_policy(admission.POLICY_SUFFIX, f"durabletopic-corpus-{run_id}", selector)
 
 
 @pytest.fixture(scope="module")

@@ -77,8 +77,31 @@ def _denied_by_rbac(event: dict[str, Any]) -> bool:
     return status.get("code") == 403 and " cannot " in status.get("message", "")
 
 
-def exercise(kube: Kube, namespace: str) -> None:
-    """Every kind of work: a finalizer, a status, a client profile, an event, a deletion."""
+def exercise(kube: Kube, namespace: str, testbed: Any) -> None:
+    """Every kind of work: a finalizer, a status, a client profile, an event, a deletion, and the
+    status of a DurabilityPolicy that selects the namespace."""
+    policy = {
+        "apiVersion": "durabletopic.dev/v1alpha1",
+        "kind": "DurabilityPolicy",
+        "metadata": {"name": f"rbac-{namespace}"},
+        "spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+    }
+    testbed.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    try:
+        _exercise(kube, namespace)
+
+        def governs() -> bool:
+            got = testbed.kubectl("get", "durabilitypolicy", policy["metadata"]["name"], "-o", "json").stdout
+            return (json.loads(got).get("status") or {}).get("durableTopics") == 1
+
+        wait_for("the policy's status", governs, 30)
+    finally:
+        testbed.kubectl(
+            "delete", "durabilitypolicy", policy["metadata"]["name"], "--ignore-not-found", check=False
+        )
+
+
+def _exercise(kube: Kube, namespace: str) -> None:
     topic = f"{namespace}.rbac"
     kube.create(namespace, "rbac", {"topicName": topic, "partitions": 1, "deletionPolicy": "Delete"})
     ready(kube, namespace, "rbac")
@@ -115,7 +138,7 @@ def test_cluster_wide_rbac_is_what_the_operator_uses(  # type: ignore[no-untyped
     operator.stop()
     testbed.kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
     operator.start()
-    exercise(kube, namespace)
+    exercise(kube, namespace, testbed)
     rendered = testbed.kubectl("kustomize", str(ROOT / "deploy")).stdout
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     assert_least_privilege(testbed.audit_log, OPERATOR_USER, documents, since)
@@ -137,5 +160,5 @@ def test_namespaced_rbac_is_what_the_operator_uses(  # type: ignore[no-untyped-d
     }
     log = tmp_path / "namespaced-operator.log"
     with operator_instead(operator, log, kubeconfig=namespaced_identity.kubeconfig, **settings):
-        exercise(kube, namespace)
+        exercise(kube, namespace, testbed)
     assert_least_privilege(testbed.audit_log, namespaced_identity.user, namespaced_identity.rbac, since)

@@ -29,6 +29,17 @@ SASL_VALUES = [
     "--set",
     "kafka.tls.caSecret.name=kafka-ca,kafka.tls.clientSecret.name=kafka-client-tls",
 ]
+# A DurabilityPolicy spec for the renders; it selects a label no namespace of the test bed carries.
+SOME_POLICY = {
+    "namespaceSelector": {"matchLabels": {"durabletopic.dev/packaging-test": "no-such-namespace"}},
+    "minReplicationFactor": 3,
+}
+POLICY_VALUES = [
+    "--set",
+    "defaultPolicy.enabled=true,internalTopicExceptions={connect-offsets}",
+    "--set-json",
+    f"defaultPolicy.spec={json.dumps(SOME_POLICY)}",
+]
 
 # What the operator does against the API server, and nothing more.
 NAMESPACED_RULES = frozenset(
@@ -39,7 +50,15 @@ NAMESPACED_RULES = frozenset(
         *(("", "configmaps", v, "*") for v in ("create", "patch")),
     }
 )
-NAMESPACE_RULES = frozenset(("", "namespaces", v, "*") for v in ("list", "watch"))
+# Cluster-scoped, so granted cluster-wide in both modes: DurabilityPolicies and the namespaces whose
+# labels their selectors match.
+POLICY_RULES = frozenset(
+    {
+        *(("durabletopic.dev", "durabilitypolicies", v, "*") for v in ("list", "watch")),
+        ("durabletopic.dev", "durabilitypolicies/status", "patch", "*"),
+        *(("", "namespaces", v, "*") for v in ("list", "watch")),
+    }
+)
 CRD_RULES = frozenset(
     ("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in ("list", "watch")
 )
@@ -72,8 +91,8 @@ def client_properties(objects: list[dict[str, Any]]) -> str:
 
 @pytest.mark.parametrize(
     "values",
-    [[], SASL_VALUES, ["--set", "watchNamespaces={team-a,team-b}"]],
-    ids=["defaults", "sasl-tls", "namespaced"],
+    [[], SASL_VALUES, ["--set", "watchNamespaces={team-a,team-b}"], POLICY_VALUES],
+    ids=["defaults", "sasl-tls", "namespaced", "default-policy"],
 )
 def test_helm_lint_is_clean(helm: Path, values: list[str]) -> None:
     result = run([helm, "lint", "--strict", CHART, *values])
@@ -100,6 +119,13 @@ def test_helm_lint_is_clean(helm: Path, values: list[str]) -> None:
         ("leaderElection=false", "/replicaCount"),
         # SASL without a username and a password Secret.
         ("kafka.securityProtocol=SASL_SSL", "/kafka/sasl"),
+        # Topic names only: they are written into the admission policy's CEL as string literals.
+        ("internalTopicExceptions={it's}", "/internalTopicExceptions/0"),
+        ("internalTopicExceptions={..}", "/internalTopicExceptions/0"),
+        ("defaultPolicy.enable=true", "enable"),
+        # A default policy without a namespaceSelector would select no namespace.
+        ("defaultPolicy.enabled=true", "/defaultPolicy/spec"),
+        ("defaultPolicy.name=Not_A_Name", "/defaultPolicy/name"),
     ],
 )
 def test_schema_rejects_wrong_values(helm: Path, setting: str, complaint: str) -> None:
@@ -109,11 +135,31 @@ def test_schema_rejects_wrong_values(helm: Path, setting: str, complaint: str) -
     assert complaint in result.stderr, result.stderr
 
 
-def test_chart_crd_is_the_generated_one() -> None:
-    name = "durabletopics.durabletopic.dev.yaml"
-    assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), (
-        "the chart's CRD differs from crds/: run `make crds`"
-    )
+def test_schema_rejects_an_empty_default_policy_selector(helm: Path) -> None:
+    # `namespaceSelector: {}` selects no namespace: an enabled default policy that would do nothing.
+    empty = [
+        "--set",
+        "defaultPolicy.enabled=true",
+        "--set-json",
+        'defaultPolicy.spec={"namespaceSelector":{}}',
+    ]
+    result = run([helm, "template", "x", CHART, *empty], check=False)
+    assert result.returncode != 0, "an empty namespaceSelector was accepted"
+    assert "/defaultPolicy/spec/namespaceSelector" in result.stderr, result.stderr
+    # Disabled, the spec is not checked: the values can be prepared before they are turned on.
+    run([helm, "template", "x", CHART, "--set-json", 'defaultPolicy.spec={"namespaceSelector":{}}'])
+
+
+CRD_FILES = ("durabletopics.durabletopic.dev.yaml", "durabilitypolicies.durabletopic.dev.yaml")
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == sorted(CRD_FILES)
+    assert sorted(p.name for p in (ROOT / "crds").iterdir()) == sorted(CRD_FILES)
+    for name in CRD_FILES:
+        assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), (
+            f"the chart's {name} differs from crds/: run `make crds`"
+        )
 
 
 # -------------------------------------------------------------------------------------- rendering
@@ -247,6 +293,7 @@ def test_rbac_cluster_wide_is_least_privilege(helm_template: Render) -> None:
     assert roles == {
         ("ClusterRole", "durable-topic-operator"): NAMESPACED_RULES,
         ("ClusterRole", "durable-topic-operator-discovery"): CRD_RULES,
+        ("ClusterRole", "durable-topic-operator-policies"): POLICY_RULES,
         ("Role", "durable-topic-operator-leader-election"): LEASE_RULES,
     }
     (lease_role,) = by_kind(objects, "Role")
@@ -268,7 +315,8 @@ def test_rbac_namespaced_mode(helm_template: Render) -> None:
         for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
     }
     assert roles == {
-        ("ClusterRole", None, "r1-durable-topic-operator-discovery"): CRD_RULES | NAMESPACE_RULES,
+        ("ClusterRole", None, "r1-durable-topic-operator-discovery"): CRD_RULES,
+        ("ClusterRole", None, "r1-durable-topic-operator-policies"): POLICY_RULES,
         ("Role", "team-a", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "team-b", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "ops", "r1-durable-topic-operator-leader-election"): LEASE_RULES,
@@ -281,41 +329,129 @@ def test_rbac_namespaced_mode(helm_template: Render) -> None:
         ("team-b", "r1-durable-topic-operator"),
         ("ops", "r1-durable-topic-operator-leader-election"),
     }
-    assert env_of(objects)["DURABLETOPIC_NAMESPACES"] == "team-a,team-b"
-    binding = one(objects, "ValidatingAdmissionPolicyBinding")
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
-        "matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
-        ]
+    # The cluster-scoped rules are bound cluster-wide, to the release's ServiceAccount.
+    cluster_bindings = {b["roleRef"]["name"]: b["subjects"] for b in by_kind(objects, "ClusterRoleBinding")}
+    subjects = [{"kind": "ServiceAccount", "name": "r1-durable-topic-operator", "namespace": "ops"}]
+    assert cluster_bindings == {
+        "r1-durable-topic-operator-discovery": subjects,
+        "r1-durable-topic-operator-policies": subjects,
     }
+    assert env_of(objects)["DURABLETOPIC_NAMESPACES"] == "team-a,team-b"
+    admission_bindings = by_kind(objects, "ValidatingAdmissionPolicyBinding")
+    assert len(admission_bindings) == 2
+    for binding in admission_bindings:
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+            ]
+        }
 
 
 def test_cluster_scoped_names_carry_the_release(helm_template: Render) -> None:
-    a = helm_template(release="one")
-    b = helm_template(release="two")
+    a = helm_template(*POLICY_VALUES, release="one")
+    b = helm_template(*POLICY_VALUES, release="two")
     cluster_scoped = (
         "ClusterRole",
         "ClusterRoleBinding",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "DurabilityPolicy",
     )
     names_a = {(o["kind"], o["metadata"]["name"]) for o in a if o["kind"] in cluster_scoped}
     names_b = {(o["kind"], o["metadata"]["name"]) for o in b if o["kind"] in cluster_scoped}
-    assert len(names_a) == 6 and not names_a & names_b
+    assert len(names_a) == 11 and not names_a & names_b
+    assert ("DurabilityPolicy", "one-durable-topic-operator-default") in names_a
+
+
+def admission_policy(objects: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    (policy,) = [
+        p
+        for p in by_kind(objects, "ValidatingAdmissionPolicy")
+        if p["metadata"]["name"].endswith(f"-{suffix}")
+    ]
+    return policy
 
 
 def test_admission_policy_floors_from_values(helm_template: Render) -> None:
-    policy = one(
-        helm_template("--set", "minReplicationFactor=5,minInSyncReplicas=3"), "ValidatingAdmissionPolicy"
-    )
+    policy = admission_policy(helm_template("--set", "minReplicationFactor=5,minInSyncReplicas=3"), "floors")
     validations = policy["spec"]["validations"]
-    assert [v["expression"] for v in validations] == [
+    floors = [v for v in validations if "variables.topicName" not in v["expression"]]
+    assert [v["expression"] for v in floors] == [
         "variables.replicationFactor >= 5",
         "variables.minInSyncReplicas >= 3",
     ]
-    assert "floor of 5" in validations[0]["messageExpression"]
-    assert "floor of 3" in validations[1]["messageExpression"]
+    assert "floor of 5" in floors[0]["messageExpression"]
+    assert "floor of 3" in floors[1]["messageExpression"]
     assert not by_kind(helm_template("--set", "admissionPolicy.enabled=false"), "ValidatingAdmissionPolicy")
+
+
+def test_internal_topic_exceptions_reach_the_operator_and_the_admission_policy(helm_template: Render) -> None:
+    def exceptions(objects: list[dict[str, Any]]) -> tuple[str, tuple[str, ...], str]:
+        """What the Deployment sets, what the operator reads from it, and the admission policy's rule."""
+        env = env_of(objects)
+        settings = OperatorSettings.from_env({k: v for k, v in env.items() if isinstance(v, str)})
+        (rule,) = [
+            v["expression"]
+            for v in admission_policy(objects, "floors")["spec"]["validations"]
+            if "variables.topicName" in v["expression"]
+        ]
+        return env["DURABLETOPIC_INTERNAL_TOPIC_EXCEPTIONS"], settings.internal_topic_exceptions, rule
+
+    value, setting, rule = exceptions(helm_template())
+    assert (value, setting) == ("", ())
+    assert rule.endswith("variables.topicName in []"), rule
+
+    value, setting, rule = exceptions(
+        helm_template("--set", "internalTopicExceptions={connect-offsets,__consumer_offsets}")
+    )
+    assert value == "connect-offsets,__consumer_offsets"
+    assert setting == ("connect-offsets", "__consumer_offsets")
+    assert rule.endswith('variables.topicName in ["connect-offsets","__consumer_offsets"]'), rule
+
+
+def values_example_policy() -> dict[str, Any]:
+    """The example spec of a default DurabilityPolicy that values.yaml documents in its comments."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    block = []
+    for line in lines[lines.index("  #   spec:") + 1 :]:
+        if not line.startswith("  #     "):
+            break
+        block.append(line.removeprefix("  #     "))
+    spec: dict[str, Any] = yaml.safe_load("\n".join(block))
+    assert spec["namespaceSelector"] and len(spec) > 5, spec
+    return spec
+
+
+def test_default_policy_is_off_by_default(helm_template: Render) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["defaultPolicy"] == {"enabled": False, "name": "", "spec": {}}
+    assert not by_kind(helm_template(), "DurabilityPolicy")
+    # A spec alone does not create it.
+    assert not by_kind(
+        helm_template("--set-json", f"defaultPolicy.spec={json.dumps(SOME_POLICY)}"), "DurabilityPolicy"
+    )
+
+
+def test_default_policy_from_values(helm_template: Render, tmp_path: Path) -> None:
+    example = values_example_policy()
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"defaultPolicy": {"enabled": True, "spec": example}}))
+    policy = one(helm_template("-f", str(values), release="r1", namespace="ops"), "DurabilityPolicy")
+    assert policy["apiVersion"] == "durabletopic.dev/v1alpha1"
+    assert policy["metadata"]["name"] == "r1-durable-topic-operator-default"
+    assert "namespace" not in policy["metadata"], "a DurabilityPolicy is cluster-scoped"
+    assert policy["metadata"]["labels"]["app.kubernetes.io/instance"] == "r1"
+    assert policy["spec"] == example
+
+    # `matchLabels: {}` selects every namespace, where no selector selects none: the empty map must
+    # reach the object as it is, through Helm's merge of the values.
+    everything = {"namespaceSelector": {"matchLabels": {}}, "maxPartitionsPerTopic": 12}
+    values.write_text(
+        yaml.safe_dump({"defaultPolicy": {"enabled": True, "name": "baseline", "spec": everything}})
+    )
+    policy = one(helm_template("-f", str(values)), "DurabilityPolicy")
+    assert policy["metadata"]["name"] == "baseline"
+    assert policy["spec"] == everything
 
 
 def known_metric_series() -> set[str]:
@@ -441,13 +577,19 @@ def test_deploy_is_the_chart_defaults(helm_template: Render, kustomized: list[di
     )
     assert normalized_pod(kustomized) == normalized_pod(chart)
     assert meaningful_lines(client_properties(kustomized)) == meaningful_lines(client_properties(chart))
-    for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy", "ValidatingAdmissionPolicy"):
+    for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy"):
         assert one(kustomized, kind)["spec"] == one(chart, kind)["spec"], kind
-    binding = one(kustomized, "ValidatingAdmissionPolicyBinding")
-    assert binding["spec"] == one(chart, "ValidatingAdmissionPolicyBinding")["spec"]
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {}, (
-        "deploy/ applies the floors everywhere"
-    )
+
+    def specs(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+        return {o["metadata"]["name"]: o["spec"] for o in by_kind(objects, kind)}
+
+    for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+        assert specs(kustomized, kind) == specs(chart, kind), kind
+        assert set(specs(chart, kind)) == {"durable-topic-operator-floors", "durable-topic-operator-tenancy"}
+    for binding in by_kind(kustomized, "ValidatingAdmissionPolicyBinding"):
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {}, (
+            "deploy/ applies the floors and the DurabilityPolicies everywhere"
+        )
 
 
 def test_deploy_kustomization_leaves_examples_out() -> None:
@@ -467,7 +609,10 @@ LABEL = "durabletopic.dev/packaging-test"
 def crd_installed(testbed: Any) -> None:
     testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     testbed.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/durabletopics.durabletopic.dev"
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{name.removesuffix('.yaml')}" for name in CRD_FILES),
     )
 
 
@@ -527,6 +672,45 @@ def test_api_server_accepts_the_rendered_chart(
 
 @pytest.mark.testbed
 @pytest.mark.usefixtures("crd_installed")
+def test_api_server_accepts_the_default_policy(
+    testbed: Any, helm_template: Render, scratch: tuple[str, str], tmp_path: Path
+) -> None:
+    """The chart with the example default policy of values.yaml, dry-run: the API server checks the
+    DurabilityPolicy against its CRD (schema and CEL rules). Nothing is stored, so no operator or
+    admission policy of other tests ever sees it."""
+    namespace, token = scratch
+    release = f"dry-{token}"
+    values = tmp_path / "values.yaml"
+
+    def dry_run(spec: dict[str, Any], *only: str) -> Any:
+        values.write_text(yaml.safe_dump({"defaultPolicy": {"enabled": True, "spec": spec}}))
+        manifest = helm_template(
+            "-f", str(values), *only_here(token), *only, release=release, namespace=namespace, text=True
+        )
+        return dry_run_apply(testbed, manifest)
+
+    result = dry_run(values_example_policy())
+    assert result.returncode == 0, result.stderr
+    name = f"{release}-durable-topic-operator-default"
+    assert f"durabilitypolicy.durabletopic.dev/{name} created (server dry run)" in result.stdout, (
+        result.stdout
+    )
+
+    # The check is real: a spec the CRD refuses is refused here, with the CRD's message.
+    impossible = {**SOME_POLICY, "minReplicationFactor": 2, "minInSyncReplicas": 2}
+    result = dry_run(impossible, "--show-only", "templates/durabilitypolicy.yaml")
+    assert result.returncode != 0, "minInSyncReplicas == minReplicationFactor was accepted"
+    assert "spec.minInSyncReplicas must be less than spec.minReplicationFactor" in result.stderr, (
+        result.stderr
+    )
+    result = dry_run(
+        {**SOME_POLICY, "adoption": "Sometimes"}, "--show-only", "templates/durabilitypolicy.yaml"
+    )
+    assert result.returncode != 0 and "spec.adoption" in result.stderr, result.stderr
+
+
+@pytest.mark.testbed
+@pytest.mark.usefixtures("crd_installed")
 def test_api_server_accepts_deploy(
     testbed: Any, kustomized: list[dict[str, Any]], scratch: tuple[str, str]
 ) -> None:
@@ -570,9 +754,13 @@ def test_api_server_accepts_deploy(
     )
 
 
-def can_i(testbed: Any, user: str, verb: str, resource: str, namespace: str | None = None) -> bool:
+def can_i(
+    testbed: Any, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = ""
+) -> bool:
+    """`resource` may be `resource/name`; a subresource (status) is its own argument."""
     args = ["auth", "can-i", verb, resource, "--as", user]
     args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    args += [f"--subresource={subresource}"] if subresource else []
     result = testbed.kubectl(*args, check=False)
     return result.stdout.strip() == "yes"
 
@@ -603,13 +791,21 @@ def test_helm_install_upgrade_uninstall(testbed: Any, helm: Path, scratch: tuple
         sa = f"system:serviceaccount:{namespace}:{fullname}"
         assert can_i(testbed, sa, "watch", "durabletopics.durabletopic.dev")
         assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default")
-        assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev/status", "default")
+        assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default", subresource="status")
         assert can_i(testbed, sa, "create", "configmaps", "default")
         assert can_i(testbed, sa, "patch", "configmaps", "default")
         assert not can_i(testbed, sa, "get", "configmaps", "default")
         assert can_i(testbed, sa, "create", "events", "default")
         assert not can_i(testbed, sa, "create", "events.events.k8s.io", "default")
         assert can_i(testbed, sa, "list", "customresourcedefinitions.apiextensions.k8s.io")
+        for verb in ("list", "watch"):
+            assert can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev")
+            assert can_i(testbed, sa, verb, "namespaces")
+        assert can_i(testbed, sa, "patch", "durabilitypolicies.durabletopic.dev", subresource="status")
+        for verb in ("get", "create", "update", "patch", "delete"):
+            assert not can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev"), verb
+            assert not can_i(testbed, sa, verb, "namespaces"), verb
+        assert not can_i(testbed, sa, "update", "durabilitypolicies.durabletopic.dev", subresource="status")
         assert can_i(testbed, sa, "create", "leases.coordination.k8s.io", namespace)
         assert can_i(testbed, sa, "update", "leases.coordination.k8s.io/durable-topic-operator", namespace)
         assert not can_i(testbed, sa, "update", "leases.coordination.k8s.io/someone-else", namespace)
@@ -621,13 +817,33 @@ def test_helm_install_upgrade_uninstall(testbed: Any, helm: Path, scratch: tuple
         # The installed admission policy holds the floors of the values (bound to this namespace).
         manifest = durable_topic(namespace, "weak", replicationFactor=3, minInSyncReplicas=2)
         assert wait_for_rejection(testbed, manifest) is None, "RF 3 is accepted at the default floor"
+        # Internal topics are refused, none excepted by default.
+        internal = durable_topic(namespace, "offsets", topicName="connect-offsets", replicationFactor=4)
+        rejected = wait_for_rejection(testbed, internal, expect=True)
+        assert rejected is not None and "(connect-offsets) is an internal or system topic" in rejected
 
-        run([*base, "upgrade", release, CHART, "--reuse-values", "--set", "minReplicationFactor=4"])
+        run(
+            [
+                *base,
+                "upgrade",
+                release,
+                CHART,
+                "--reuse-values",
+                "--set",
+                "minReplicationFactor=4,internalTopicExceptions={connect-offsets}",
+            ]
+        )
         env = deployment_env(testbed, namespace, fullname)
         assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "4"
         assert env["DURABLETOPIC_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["DURABLETOPIC_INTERNAL_TOPIC_EXCEPTIONS"] == "connect-offsets"
         rejected = wait_for_rejection(testbed, manifest, expect=True)
         assert rejected is not None and "spec.replicationFactor (3) is below the floor of 4" in rejected
+        # The exception reached the admission policy: that topic is admitted, the others still are not.
+        assert wait_for_admission(testbed, internal), "connect-offsets is still refused"
+        other = durable_topic(namespace, "status", topicName="connect-status", replicationFactor=4)
+        rejected = wait_for_rejection(testbed, other)
+        assert rejected is not None and "(connect-status) is an internal or system topic" in rejected
 
         run([*base, "uninstall", release, "--wait", "--timeout", "60s"])
         installed = False
@@ -656,11 +872,25 @@ def wait_for_rejection(testbed: Any, manifest: str, expect: bool = False, timeou
         time.sleep(0.5)
 
 
+def wait_for_admission(testbed: Any, manifest: str, timeout: float = 30) -> bool:
+    """Whether a dry-run apply is admitted within `timeout` (a changed policy takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while dry_run_apply(testbed, manifest).returncode != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 @pytest.mark.testbed
 @pytest.mark.usefixtures("crd_installed")
 def test_deploy_admission_policy_rejects_below_the_floors(testbed: Any, scratch: tuple[str, str]) -> None:
     namespace, token = scratch
-    policy, binding = docs((DEPLOY / "admissionpolicy.yaml").read_text())
+    policy, binding = (
+        d
+        for d in docs((DEPLOY / "admissionpolicy.yaml").read_text())
+        if d["metadata"]["name"].endswith("-floors")
+    )
     name = f"pkg-{token}-floors"
     policy["metadata"]["name"] = binding["metadata"]["name"] = binding["spec"]["policyName"] = name
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {}

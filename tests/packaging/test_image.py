@@ -126,6 +126,10 @@ def test_checkov_passes(checkov: Path, helm: Path, kubectl: Path, tmp_path: Path
             "kafka.securityProtocol=SASL_SSL,kafka.sasl.username=u,kafka.sasl.passwordSecret.name=pw",
             "--set",
             "kafka.tls.caSecret.name=ca,kafka.tls.clientSecret.name=client",
+            "--set",
+            "defaultPolicy.enabled=true,internalTopicExceptions={connect-offsets}",
+            "--set-json",
+            'defaultPolicy.spec={"namespaceSelector":{"matchLabels":{"tier":"tenant"}}}',
         ],
         "namespaced": ["--set", "watchNamespaces={team-a,team-b}"],
     }

@@ -9,6 +9,8 @@ import yaml
 
 from durabletopic.core import rules
 from durabletopic.core.model import Policy
+from durabletopic.core.tenancy import internal
+from durabletopic.core.tenancy.rules import TENANCY_RULES, cel
 from durabletopic.tools.generate import outputs, render_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,4 +121,26 @@ def test_admission_policy_carries_the_floor_rules() -> None:
     document = yaml.safe_load_all((ROOT / "deploy" / "admissionpolicy.yaml").read_text())
     policy = next(d for d in document if d["kind"] == "ValidatingAdmissionPolicy")
     expressions = [v["expression"] for v in policy["spec"]["validations"]]
-    assert expressions == [f"variables.{r.field} >= {getattr(Policy(), r.floor)}" for r in rules.FLOOR_RULES]
+    assert expressions[0] == internal.cel_expression("[]")
+    assert expressions[1:] == [
+        f"variables.{r.field} >= {getattr(Policy(), r.floor)}" for r in rules.FLOOR_RULES
+    ]
+
+
+def test_tenancy_admission_policy_carries_every_tenancy_rule() -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "admissionpolicy.yaml").read_text()))
+    policy = next(
+        d for d in documents if d["metadata"]["name"].endswith("-tenancy") and "paramKind" in d["spec"]
+    )
+    assert policy["spec"]["paramKind"] == {
+        "apiVersion": "durabletopic.dev/v1alpha1",
+        "kind": "DurabilityPolicy",
+    }
+    expressions = [v["expression"] for v in policy["spec"]["validations"]]
+    assert expressions == [f"!variables.selected || ({cel(r.expression)})" for r in TENANCY_RULES]
+    binding = next(
+        d
+        for d in documents
+        if d["kind"] == "ValidatingAdmissionPolicyBinding" and d["metadata"]["name"].endswith("-tenancy")
+    )
+    assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}

@@ -188,7 +188,19 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] is False and report["objects"] == 2 and report["errors"] == []
     first = report["findings"][0]
-    assert set(first) == {"file", "document", "line", "name", "field", "rule", "message", "stage", "severity"}
+    assert set(first) == {
+        "file",
+        "document",
+        "line",
+        "name",
+        "field",
+        "rule",
+        "message",
+        "stage",
+        "severity",
+        "policy",
+    }
+    assert first["policy"] is None
     assert (first["name"], first["field"], first["rule"], first["stage"]) == (
         "min-isr-equals-rf",
         "spec.minInSyncReplicas",

@@ -55,6 +55,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* Name of the release's default DurabilityPolicy (cluster-scoped, so it carries the release). */}}
+{{- define "dto.defaultPolicyName" -}}
+{{- .Values.defaultPolicy.name | default (printf "%s-default" (include "dto.fullname" .)) }}
+{{- end }}
+
 {{/* Where the Kafka client files are mounted (properties, SASL password, TLS files). */}}
 {{- define "dto.kafkaDir" -}}/etc/durabletopic/kafka{{- end }}
 

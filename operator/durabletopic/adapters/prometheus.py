@@ -64,6 +64,25 @@ class Metrics:
         self.audit_findings = Gauge(
             "durabletopic_audit_findings", "Cluster audit findings by rule.", ["rule", "severity"], registry=r
         )
+        self.policy_violations = Gauge(
+            "durabletopic_policy_violations",
+            "DurableTopics that break a rule now, by DurabilityPolicy and rule (policy empty: an operator-wide "
+            "rule such as internal-topic).",
+            ["policy", "rule"],
+            registry=r,
+        )
+        self.policy_namespaces = Gauge(
+            "durabletopic_policy_governed_namespaces",
+            "Namespaces a DurabilityPolicy selects.",
+            ["policy"],
+            registry=r,
+        )
+        self.policy_durabletopics = Gauge(
+            "durabletopic_policy_governed_durabletopics",
+            "DurableTopics in the namespaces a DurabilityPolicy selects.",
+            ["policy"],
+            registry=r,
+        )
         self.kafka_up = Gauge(
             "durabletopic_kafka_up",
             "1 when Kafka answered the last admin request (even with a refusal), 0 when no broker answered.",
@@ -137,6 +156,9 @@ class Metrics:
                 self.offline,
                 self.resources,
                 self.audit_findings,
+                self.policy_violations,
+                self.policy_namespaces,
+                self.policy_durabletopics,
             ):
                 gauge.clear()
             self._drift_series.clear()
@@ -195,6 +217,18 @@ class Metrics:
         self.audit_findings.clear()
         for (rule, severity), count in counts.items():
             self.audit_findings.labels(rule=rule, severity=severity).set(count)
+
+    def set_policies(
+        self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]
+    ) -> None:
+        """The tenancy gauges: exactly the policies there are, and the (policy, rule) pairs broken."""
+        for gauge in (self.policy_namespaces, self.policy_durabletopics, self.policy_violations):
+            gauge.clear()
+        for name, (namespaces, topics) in governed.items():
+            self.policy_namespaces.labels(policy=name).set(namespaces)
+            self.policy_durabletopics.labels(policy=name).set(topics)
+        for (name, rule), count in violations.items():
+            self.policy_violations.labels(policy=name, rule=rule).set(count)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         start_http_server(port, addr=address, registry=self.registry)

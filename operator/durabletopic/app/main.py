@@ -22,10 +22,12 @@ from durabletopic.adapters.kubernetes.resources import DurableTopicRequests
 from durabletopic.adapters.prometheus import Metrics
 from durabletopic.app.settings import OperatorSettings
 from durabletopic.core import crd
+from durabletopic.core.tenancy import crd as policy_crd
 from durabletopic.loop.audit import audit_periodically
 from durabletopic.loop.controller import Controller, utc_now
 from durabletopic.loop.leadership import reconcile_while_leader
 from durabletopic.loop.store import Store
+from durabletopic.loop.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,14 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def durabletopic_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
         controller.observe_event(event.get("type"), body)
 
+    @kopf.on.event(policy_crd.GROUP, policy_crd.VERSION, policy_crd.PLURAL, registry=registry)
+    async def policy_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        controller.observe_policy_event(event.get("type"), body)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        controller.observe_namespace_event(event.get("type"), body)
+
     return registry
 
 
@@ -95,6 +105,7 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
             settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request
         ),
         throttle_bytes_per_second=settings.reassignment_throttle_bytes_per_second,
+        tenancy=Tenancy(settings.internal_topic_exceptions),
     )
     registry = build_registry(controller)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None

@@ -58,10 +58,15 @@ class OperatorSettings(BaseModel):
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"),
         description="Namespace of the Lease `durable-topic-operator` (default: the pod's namespace).",
     )
+    internal_topic_exceptions: tuple[str, ...] = Field(
+        default=(),
+        description="Internal or system topics (names starting with __, _schemas, connect-configs, "
+        "connect-offsets, connect-status) that DurableTopics may manage all the same, comma-separated.",
+    )
     batch_size: int = Field(default=1000, ge=1, description="Most DurableTopics reconciled in one pass.")
     status_writers: int = Field(default=16, ge=1, description="Concurrent status writes to the API server.")
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "internal_topic_exceptions", mode="before")
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):

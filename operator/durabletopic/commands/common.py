@@ -8,6 +8,7 @@ from pathlib import Path
 
 from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER, read_client_properties
 from durabletopic.core.model import DEFAULT_MIN_INSYNC_REPLICAS, DEFAULT_REPLICATION_FACTOR, Policy
+from durabletopic.tools import tenancy
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -38,6 +39,71 @@ def add_floor_flags(parser: argparse.ArgumentParser) -> None:
 def policy_from(args: argparse.Namespace) -> Policy:
     return Policy(
         min_replication_factor=args.min_replication_factor, min_insync_replicas=args.min_insync_replicas
+    )
+
+
+def _namespace_label(text: str) -> tuple[str, str, str]:
+    try:
+        return tenancy.parse_namespace_label(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_tenancy_flags(parser: argparse.ArgumentParser) -> None:
+    """The DurabilityPolicies, the namespaces' labels and the internal-topic exceptions to check with."""
+    group = parser.add_argument_group(
+        "tenancy",
+        "the rules of DurabilityPolicy objects, as the admission policy and the operator enforce them",
+    )
+    group.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="YAML file or directory of DurabilityPolicy objects (other kinds are ignored; "
+        "`kubectl get dtp -o yaml` output works); repeatable",
+    )
+    group.add_argument(
+        "--namespace-labels",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the labels of the namespaces the policies select by: Namespace objects "
+        "(`kubectl get namespaces -o yaml`), or a mapping NAMESPACE: {KEY: VALUE}; repeatable",
+    )
+    group.add_argument(
+        "--namespace-label",
+        action="append",
+        default=[],
+        type=_namespace_label,
+        metavar="NS:KEY=VALUE",
+        help="one label of one namespace, on top of --namespace-labels; repeatable",
+    )
+    group.add_argument(
+        "--namespace",
+        default=tenancy.DEFAULT_NAMESPACE,
+        metavar="NS",
+        help=f"the namespace of manifests without metadata.namespace, as kubectl's -n "
+        f"(default: {tenancy.DEFAULT_NAMESPACE})",
+    )
+    group.add_argument(
+        "--internal-topic-exception",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an internal or system topic (a name starting with __, _schemas, connect-configs, connect-offsets, "
+        "connect-status) DurableTopics may manage all the same, "
+        "as the operator's internalTopicExceptions setting; repeatable",
+    )
+
+
+def tenancy_from(args: argparse.Namespace) -> tenancy.TenancyInput:
+    return tenancy.load(
+        args.policy,
+        args.namespace_labels,
+        args.namespace_label,
+        args.internal_topic_exception,
+        args.namespace,
     )
 
 

@@ -13,9 +13,11 @@ from typing import Any
 from durabletopic.commands.common import (
     add_floor_flags,
     add_kafka_flags,
+    add_tenancy_flags,
     client_config_from,
     policy_from,
     quiet_librdkafka,
+    tenancy_from,
 )
 from durabletopic.core import rules
 from durabletopic.core.model import ClusterInfo, ObservedTopic
@@ -36,13 +38,18 @@ def register(commands: Any) -> None:
         help="show what the operator would do to Kafka for these manifests, changing nothing",
         description="Read the topics the DurableTopic manifests in PATH... declare from Kafka (one batched "
         "request) and print what the operator would do: create, alter configs, add partitions, move replicas, "
-        "or refuse and why. Nothing is changed. Exit 0 no changes, 3 changes pending, 1 refusals "
-        "(invalid manifests included), 2 errors.",
+        "or refuse and why. Nothing is changed. The internal topics and, with --policy, the rules of the "
+        "DurabilityPolicies that select each object's namespace and the namespace quotas (counted in the order "
+        "of the files; the cluster counts its objects oldest first) are refusals too, made before Kafka is read. Adoption is not judged: plan "
+        "cannot know whether the operator created a topic that exists in Kafka, so a policy's adoption rule "
+        "is left to the operator. Exit 0 no changes, 3 changes pending, 1 refusals (invalid manifests "
+        "included), 2 errors.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML file, directory, or - for stdin")
     add_kafka_flags(parser)
     parser.add_argument("--output", choices=["table", "json"], default="table")
     add_floor_flags(parser)
+    add_tenancy_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -90,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from durabletopic.loop.ports import KafkaAdminError
 
     policy = policy_from(args)
-    report = validate.validate(args.paths, policy)
+    read = tenancy_from(args)
+    report = validate.validate(args.paths, policy, tenancy=read.tenancy)
+    report.errors[:0] = read.errors
     if report.errors:
         for error in report.errors:
             print(f"durabletopic plan: {error}", file=sys.stderr)

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from durabletopic.commands.common import add_floor_flags, policy_from
+from durabletopic.commands.common import add_floor_flags, add_tenancy_flags, policy_from, tenancy_from
 from durabletopic.core.findings import Finding
 from durabletopic.core.reasons import Severity
 from durabletopic.tools import validate
@@ -17,14 +17,18 @@ from durabletopic.tools import validate
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "validate",
-        help="check DurableTopic manifests offline (CRD schema, CEL rules, floors)",
+        help="check DurableTopic manifests offline (CRD schema, CEL rules, floors, DurabilityPolicies)",
         description="Check the DurableTopic objects in YAML files (directories: every *.yaml and *.yml "
-        "under them; '-': standard input) against the CRD's schema and rules and the platform's floors, "
-        "with no cluster. Other kinds are skipped. Exit 0 valid, 1 invalid, 2 unreadable input.",
+        "under them; '-': standard input) against the CRD's schema and rules, the platform's floors, the "
+        "internal topics and, with --policy, the rules of the DurabilityPolicies that select each object's "
+        "namespace, with no cluster. Other kinds are skipped. Namespace quotas count each namespace's "
+        "manifests in the order of the files; the cluster counts its objects oldest first. "
+        "Exit 0 valid, 1 invalid, 2 unreadable input.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML file, directory, or - for stdin")
     parser.add_argument("--output", choices=["table", "json"], default="table")
     add_floor_flags(parser)
+    add_tenancy_flags(parser)
     parser.add_argument(
         "--previous",
         action="append",
@@ -44,7 +48,11 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = validate.validate(args.paths, policy_from(args), args.previous, strict=args.strict)
+    read = tenancy_from(args)
+    report = validate.validate(
+        args.paths, policy_from(args), args.previous, strict=args.strict, tenancy=read.tenancy
+    )
+    report.errors[:0] = read.errors
     if args.output == "json":
         print(render_json(report))
     else:
@@ -68,9 +76,10 @@ def render_table(report: validate.Report) -> str:
         )
     invalid = {(f.file, f.document) for f in report.findings if f.severity is Severity.ERROR}
     verdict = "valid" if report.valid else ("unreadable input" if report.errors else "invalid")
+    policies = f", checked against {len(report.policies)} DurabilityPolicy(s)" if report.policies else ""
     print(
         f"{verdict}: {len(report.manifests)} DurableTopic(s) in {report.files} file(s), {len(invalid)} invalid, "
-        f"{report.skipped} other object(s) skipped",
+        f"{report.skipped} other object(s) skipped{policies}",
         file=out,
     )
     return out.getvalue().rstrip("\n")
@@ -82,6 +91,7 @@ def render_json(report: validate.Report) -> str:
         "files": report.files,
         "objects": len(report.manifests),
         "skipped": report.skipped,
+        "policies": list(report.policies),
         "findings": [finding_dict(f) for f in report.findings],
         "errors": [e.as_dict() for e in report.errors],
     }
@@ -99,4 +109,5 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "stage": str(finding.stage) if finding.stage is not None else None,
         "severity": str(finding.severity),
+        "policy": finding.policy or None,
     }

@@ -8,6 +8,7 @@ the two equal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, get_origin
 
@@ -94,7 +95,7 @@ def _spec_schema() -> dict[str, Any]:
     }
 
 
-def _condition_schema() -> dict[str, Any]:
+def condition_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["type", "status"],
@@ -165,7 +166,7 @@ def _status_schema() -> dict[str, Any]:
             },
             "conditions": {
                 "type": "array",
-                "items": _condition_schema(),
+                "items": condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
@@ -237,23 +238,52 @@ def build() -> dict[str, Any]:
         {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
+    root = {
+        "type": "object",
+        "description": "A Kafka topic that is durable by construction: replication factor, "
+        "min.insync.replicas and unclean leader election enforced by the operator.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": _spec_schema(),
+            "status": _status_schema(),
+        },
+        "x-kubernetes-validations": _cel(""),
+    }
+    return definition(Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Namespaced", columns, root)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    kind: str
+    plural: str
+    singular: str
+    short_names: list[str]
+
+
+def definition(
+    names: Names, scope: str, columns: list[dict[str, str]], root: dict[str, Any]
+) -> dict[str, Any]:
+    """A CustomResourceDefinition of this group, one version with a status subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": f"{names.plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "durable-topic-operator"},
         },
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "kind": names.kind,
+                "listKind": f"{names.kind}List",
+                "plural": names.plural,
+                "singular": names.singular,
+                "shortNames": names.short_names,
             },
-            "scope": "Namespaced",
+            "scope": scope,
             "versions": [
                 {
                     "name": VERSION,
@@ -261,22 +291,7 @@ def build() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A Kafka topic that is durable by construction: replication factor, "
-                            "min.insync.replicas and unclean leader election enforced by the operator.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": _spec_schema(),
-                                "status": _status_schema(),
-                            },
-                            "x-kubernetes-validations": _cel(""),
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },

@@ -13,7 +13,8 @@ class Finding:
 
     `subject` is a topic (`topic/orders`), a broker default (`broker-default/<key>`) or a
     DurableTopic's `metadata.name`. A manifest's finding also says where it was read (`file`,
-    `document`, `line`) and who refuses it (`stage`).
+    `document`, `line`) and who refuses it (`stage`); a finding of a DurabilityPolicy's rule names the
+    policy (`policy`).
     """
 
     subject: str
@@ -27,6 +28,7 @@ class Finding:
     file: str = ""
     document: int = 0
     line: int = 0
+    policy: str = ""
 
     @property
     def name(self) -> str:

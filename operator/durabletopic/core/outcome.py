@@ -3,7 +3,7 @@ when to look at it again. Every decision the loop makes about an object is a fun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from durabletopic.core.ownership import (
 from durabletopic.core.plan import CreateTopic, TopicPlan, fixed_keys
 from durabletopic.core.reasons import ConditionType, DriftAction, EventType, Reason
 from durabletopic.core.record import managed_after, pinned_cluster_id, pinned_topic_id, record_fields
+from durabletopic.core.rules import Violation
 
 Event = tuple[str, str, str]
 
@@ -178,6 +179,14 @@ def identity_mismatch(
         )
         return _stalled(subject, Reason.TOPIC_REPLACED, message)
     return None
+
+
+def policy_violation(subject: Subject, violations: Sequence[Violation]) -> Outcome:
+    """The object breaks a rule of the operator or of a DurabilityPolicy: Stalled, and its topic untouched."""
+    broken = "; ".join(f"{v.message} (rule {v.rule})" for v in violations)
+    return _stalled(
+        subject, Reason.POLICY_VIOLATION, f"{broken}. Kafka topic {subject.topic} is left untouched."
+    )
 
 
 def _stalled(subject: Subject, reason: Reason, message: str) -> Outcome:

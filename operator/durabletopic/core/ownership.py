@@ -47,7 +47,13 @@ class DeleteTopic:
 
 
 def kept_before_kafka(
-    spec: DurableTopicSpec, *, owner: bool, others: Sequence[str], paused: bool, retain: bool
+    spec: DurableTopicSpec,
+    *,
+    owner: bool,
+    others: Sequence[str],
+    paused: bool,
+    retain: bool,
+    breaks: str | None = None,
 ) -> str | None:
     """Why deleting the DurableTopic keeps its topic without asking Kafka anything, or None.
 
@@ -60,6 +66,8 @@ def kept_before_kafka(
         return f"the {RETAIN_TOPIC} annotation keeps the topic and its data"
     if paused:
         return "the object is paused: the operator makes no Kafka call for it, so the topic is kept"
+    if breaks:
+        return f"the object breaks {breaks}: the operator makes no Kafka call for it, so the topic is kept"
     if not owner:
         return "another DurableTopic owns this topic: it is kept"
     if others:

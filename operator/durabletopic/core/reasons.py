@@ -20,6 +20,13 @@ class ConditionType(StrEnum):
     REPLICAS_HEALTHY = "ReplicasHealthy"
 
 
+class PolicyConditionType(StrEnum):
+    """Conditions of a DurabilityPolicy."""
+
+    READY = "Ready"
+    CONFLICTING = "Conflicting"
+
+
 class Reason(StrEnum):
     """Reasons of conditions and events."""
 
@@ -53,6 +60,11 @@ class Reason(StrEnum):
     UNDER_MIN_ISR = "UnderMinIsr"
     UNDER_REPLICATED = "UnderReplicated"
     ALL_IN_SYNC = "AllInSync"
+    # DurabilityPolicy conditions
+    ENFORCED = "Enforced"
+    INVALID_POLICY = "InvalidPolicy"
+    OVERLAPPING_PREFIXES = "OverlappingPrefixes"
+    NO_OVERLAP = "NoOverlap"
     # events of the deletion path
     TOPIC_DELETED = "TopicDeleted"
     TOPIC_RETAINED = "TopicRetained"
@@ -90,7 +102,8 @@ class Stage(StrEnum):
     """Who refuses a manifest with a finding."""
 
     API_SERVER = "api-server"  # the CRD's schema and CEL rules: kubectl apply fails
-    ADMISSION_POLICY = "admission-policy"  # the platform's floors: the admission policy, and the operator
+    # the floors, internal topics and DurabilityPolicy rules: the admission policies, and the operator
+    ADMISSION_POLICY = "admission-policy"
     OPERATOR = "operator"  # admitted, then refused at reconcile time (Stalled)
 
 

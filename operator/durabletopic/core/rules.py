@@ -37,6 +37,7 @@ class Violation:
     field: str
     rule: str
     message: str
+    policy: str = ""  # the DurabilityPolicy that sets the rule, for a tenancy rule
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message} (rule {self.rule})"

@@ -23,6 +23,7 @@ from durabletopic.core.drift import reported_keys
 from durabletopic.core.health import replica_health
 from durabletopic.core.model import ClusterInfo, DeletionPolicy, ObjectRef, ObservedTopic, Policy, TopicError
 from durabletopic.core.outcome import Outcome
+from durabletopic.core.ownership import ACCEPT_TOPIC_ID
 from durabletopic.core.plan import (
     AddPartitions,
     AlterConfigs,
@@ -33,7 +34,9 @@ from durabletopic.core.plan import (
     plan_topic,
     replication_in_question,
 )
+from durabletopic.core.rules import Violation
 from durabletopic.core.status import next_status, replicas_change
+from durabletopic.core.tenancy.rules import check_adoption
 from durabletopic.loop.deletion import Deletions, Work, subject_of
 from durabletopic.loop.moves import Mover, Moves
 from durabletopic.loop.ports import (
@@ -47,6 +50,7 @@ from durabletopic.loop.ports import (
 from durabletopic.loop.profiles import ClientProfiles
 from durabletopic.loop.retry import POLL_SECONDS, Retries
 from durabletopic.loop.store import DurableTopicObject, Store
+from durabletopic.loop.tenancy import Tenancy, write_policy_statuses
 from durabletopic.loop.workqueue import WorkQueue
 from durabletopic.loop.writes import FINALIZER, Writes
 
@@ -76,6 +80,7 @@ class Controller:
         now: Callable[[], str] = utc_now,
         reassigner: ReassignPort | None = None,
         throttle_bytes_per_second: int = 50 * 1024 * 1024,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.store = store
         self.kafka = kafka
@@ -92,6 +97,7 @@ class Controller:
         self.mover = Mover(kafka, reassigner, throttle_bytes_per_second)
         self.deletions = Deletions(store, kafka, self.writes)
         self.profiles = ClientProfiles(store, kube, self.queue)
+        self.tenancy = tenancy or Tenancy()
         # Objects whose topic this operator created in a pass that could not see it yet: the next pass
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
@@ -107,8 +113,21 @@ class Controller:
             return
         self._upsert(DurableTopicObject.from_body(body))
 
+    def observe_policy_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Called for every watch event of a DurabilityPolicy: the objects it may govern are judged again."""
+        if self.tenancy.observe_policy(event_type, body):
+            self.enqueue_all()
+
+    def observe_namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Called for every watch event of a Namespace: new labels may bring other policies."""
+        namespace = self.tenancy.observe_namespace(event_type, body)
+        if namespace is not None:
+            for ref in self.tenancy.affected(self.store, {namespace}):
+                self.queue.add(ref)
+
     def _upsert(self, obj: DurableTopicObject) -> None:
         previous = self.store.get(obj.ref)
+        self.tenancy.remember(obj.topic_name, obj.record.topic_id)
         if self.store.upsert(obj):
             self.queue.add(obj.ref)
             if previous is None:
@@ -121,6 +140,7 @@ class Controller:
         declare its topic are looked at again (one of them may own it now)."""
         removed = self.store.remove(ref)
         self.queue.discard(ref)
+        self.tenancy.forget(ref)
         self.retries.settle(ref)
         self.profiles.forget(ref)
         self._created_unseen.discard(ref)
@@ -128,6 +148,10 @@ class Controller:
         if removed is not None:
             for other in self.store.claimants(removed.topic_name):
                 self.queue.add(other)
+            # A quota it held is free for the next object of its namespace.
+            for other in self.tenancy.affected(self.store, {ref.namespace}):
+                if self.tenancy.verdicts.get(other):
+                    self.queue.add(other)
         self._count_resources()
 
     def enqueue_all(self) -> None:
@@ -142,6 +166,9 @@ class Controller:
         watch brought in or changed while the listing was under way is not touched by it.
         """
         mark = self.store.mark()
+        policies, namespaces = await asyncio.gather(self.kube.list_policies(), self.kube.list_namespaces())
+        if self.tenancy.replace(policies, namespaces):
+            self.enqueue_all()
         bodies = await self.kube.list_durabletopics()
         listed = set()
         for body in bodies:
@@ -203,6 +230,9 @@ class Controller:
                     self.resync_interval,
                 )
 
+    async def policy_statuses(self) -> None:
+        await write_policy_statuses(self.tenancy, self.store, self.kube, self.metrics, self.now)
+
     # ----- one pass -----
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
@@ -210,6 +240,9 @@ class Controller:
         results: dict[ObjectRef, Outcome] = {}
         work: Work = []
         deleting: Work = []
+        verdicts = self._judge(objects)
+        violators = {ref for ref, violations in verdicts.items() if violations}
+        breaks = {ref: _breaks(verdicts[ref]) for ref in violators}
         for obj in objects:
             try:
                 spec = obj.spec()
@@ -218,9 +251,11 @@ class Controller:
                 if obj.deleting:
                     await self.writes.finalizer(obj, False)
                 continue
-            owner = self.store.owner(obj.topic_name)
+            owner = self.store.owner(obj.topic_name, violators)
             if obj.deleting:
                 deleting.append((obj, spec))
+            elif obj.ref in violators:
+                results[obj.ref] = outcomes.policy_violation(self._subject(obj), verdicts[obj.ref])
             elif obj.paused:
                 results[obj.ref] = outcomes.paused(obj.status)
             elif owner != obj.ref:
@@ -231,7 +266,7 @@ class Controller:
         await asyncio.gather(
             *(self.writes.finalizer(o, s.deletion_policy is DeletionPolicy.DELETE) for o, s in work)
         )
-        deleting = await self.deletions.release_without_kafka(deleting)
+        deleting = await self.deletions.release_without_kafka(deleting, violators, breaks)
 
         names = sorted({obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting})
         if names:
@@ -245,7 +280,9 @@ class Controller:
             else:
                 answered = [(o, s) for o, s in deleting if o.topic_name in reads.observed]
                 results.update(self._unanswered(deleting, reads, deleting=True))
-                results.update(await self.deletions.delete(answered, reads.observed, cluster.cluster_id))
+                results.update(
+                    await self.deletions.delete(answered, reads.observed, cluster.cluster_id, violators)
+                )
                 results.update(self._unanswered(work, reads, deleting=False))
                 checked: Work = []
                 for obj, spec in work:
@@ -254,13 +291,46 @@ class Controller:
                     mismatch = outcomes.identity_mismatch(
                         self._subject(obj), reads.observed[obj.topic_name], cluster.cluster_id
                     )
+                    adoption = self._adoption_refused(obj, reads.observed[obj.topic_name])
                     if mismatch is not None:
                         results[obj.ref] = mismatch
+                    elif adoption is not None:
+                        verdicts[obj.ref] = [adoption]
+                        results[obj.ref] = outcomes.policy_violation(self._subject(obj), [adoption])
                     else:
                         checked.append((obj, spec))
                 if checked:
                     results.update(await self._apply(checked, reads.observed, cluster))
-        await self._finish(objects, results)
+        await self._finish(objects, results, verdicts)
+
+    def _judge(self, objects: list[DurableTopicObject]) -> dict[ObjectRef, list[Violation]]:
+        """The verdicts of the pass's objects and of every other object that declares one of their
+        topics (an object that breaks a policy owns nothing)."""
+        judged = {obj.ref: obj for obj in objects}
+        for obj in objects:
+            for ref in self.store.claimants(obj.topic_name):
+                if ref not in judged and (other := self.store.get(ref)) is not None:
+                    judged[ref] = other
+        return self.tenancy.judge(self.store, judged.values())
+
+    def _adoption_refused(self, obj: DurableTopicObject, observed: ObservedTopic | None) -> Violation | None:
+        """A topic that exists and that neither this object nor the operator created: may it be taken over?"""
+        record = obj.record
+        if (
+            observed is None
+            or record.topic_id
+            or record.applied_generation is not None
+            or obj.ref in self._created_unseen
+            or self.tenancy.operator_created(obj.topic_name, observed.topic_id)
+        ):
+            return None
+        return check_adoption(
+            self.tenancy.governing(obj.ref.namespace),
+            obj.topic_name,
+            observed.topic_id,
+            obj.accepted_topic_id,
+            ACCEPT_TOPIC_ID,
+        )
 
     def _unanswered(self, work: Work, reads: TopicReads, *, deleting: bool) -> dict[ObjectRef, Outcome]:
         """Objects whose topic Kafka did not answer for: marked by what Kafka said, the others go on."""
@@ -375,11 +445,15 @@ class Controller:
                     move_finished = True
                 result.poll = final.moving or moving
             results[obj.ref] = result
-            if now_observed is None and any(isinstance(a, CreateTopic) for a in first.actions):
-                if errors.get(topic) is None:
-                    self._created_unseen.add(obj.ref)
+            created = errors.get(topic) is None and any(isinstance(a, CreateTopic) for a in first.actions)
+            if now_observed is None and created:
+                self._created_unseen.add(obj.ref)
             else:
                 self._created_unseen.discard(obj.ref)
+                if created and now_observed is not None:
+                    # Known as the operator's even if this pass's outcome is dropped (the object changed
+                    # meanwhile): the next pass must not take it for a topic someone else made.
+                    self.tenancy.remember(topic, now_observed.topic_id)
         if broker_throttle_removable(move_finished, list(moves or {}), list(reassigned)):
             await self.mover.set_broker_throttle(cluster, None)
         return results
@@ -415,14 +489,27 @@ class Controller:
 
     # ----- writing back -----
 
-    async def _finish(self, objects: list[DurableTopicObject], results: Mapping[ObjectRef, Outcome]) -> None:
+    async def _finish(
+        self,
+        objects: list[DurableTopicObject],
+        results: Mapping[ObjectRef, Outcome],
+        verdicts: Mapping[ObjectRef, list[Violation]] | None = None,
+    ) -> None:
         sends = []
         finished = []
         for obj in objects:
             result = results.get(obj.ref)
-            if result is None or not self.store.holds(obj):
-                continue  # nothing concluded, or the object went away while the pass ran
+            if result is None:
+                continue
+            if not self.store.holds(obj):
+                # Replaced while the pass ran (its own finalizer coming back, say): what was concluded
+                # about the old copy is not written; the new copy is looked at now, not at the next sweep.
+                if self.store.get(obj.ref) is not None:
+                    self.queue.add(obj.ref)
+                continue
             finished.append(obj)
+            if verdicts is not None and not obj.deleting:
+                self.tenancy.record(obj.ref, verdicts.get(obj.ref, []))
             self._schedule(obj.ref, result)
             self._count_drift(obj, result)
             sends += [
@@ -437,6 +524,8 @@ class Controller:
             status = next_status(obj.status, obj.topic_name, obj.generation, result, self.now())
             if status is not None:
                 sends.append(self.writes.status(obj, status))
+                if result.record:
+                    self.tenancy.remember(obj.topic_name, result.record.get("topicId"))
         await asyncio.gather(*sends)
         self.profiles.wanted(o for o in finished if not o.deleting)
         self._count_resources()
@@ -468,3 +557,9 @@ class Controller:
 
     def _count_resources(self) -> None:
         self.metrics.set_resources(self.store.counts())
+
+
+def _breaks(violations: list[Violation]) -> str:
+    first = violations[0]
+    where = f"DurabilityPolicy {first.policy}" if first.policy else "an operator-wide rule"
+    return f"{where} (rule {first.rule})"

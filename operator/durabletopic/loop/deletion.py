@@ -10,7 +10,7 @@ how to let it go (`core/ownership.delete_pending_message`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 
 from durabletopic.core import outcome as outcomes
 from durabletopic.core.model import DeletionPolicy, DurableTopicSpec, ObjectRef, ObservedTopic
@@ -48,18 +48,23 @@ class Deletions:
         self.kafka = kafka
         self.writes = writes
 
-    async def release_without_kafka(self, deleting: Work) -> Work:
-        """Releases the objects whose topic is kept whatever Kafka says; returns those Kafka must decide."""
+    async def release_without_kafka(
+        self, deleting: Work, violators: Collection[ObjectRef], breaks: Mapping[ObjectRef, str]
+    ) -> Work:
+        """Releases the objects whose topic is kept whatever Kafka says; returns those Kafka must decide.
+
+        `violators` own nothing; `breaks` says which rule each of them breaks."""
         rest: Work = []
         releases: list[Awaitable[None]] = []
         for obj, spec in deleting:
             topic = obj.topic_name
             why = kept_before_kafka(
                 spec,
-                owner=self.store.owner(topic) == obj.ref,
+                owner=self.store.owner(topic, violators) == obj.ref,
                 others=[str(ref) for ref in self.store.claimants(topic) if ref != obj.ref],
                 paused=obj.paused,
                 retain=obj.retain_topic,
+                breaks=breaks.get(obj.ref),
             )
             if why is None:
                 rest.append((obj, spec))
@@ -69,7 +74,11 @@ class Deletions:
         return rest
 
     async def delete(
-        self, deleting: Work, observed: Mapping[str, ObservedTopic | None], cluster_id: str | None
+        self,
+        deleting: Work,
+        observed: Mapping[str, ObservedTopic | None],
+        cluster_id: str | None,
+        violators: Collection[ObjectRef] = (),
     ) -> dict[ObjectRef, Outcome]:
         """Deletes the topics these objects may delete (one batched request), and releases them."""
         results: dict[ObjectRef, Outcome] = {}
@@ -80,7 +89,7 @@ class Deletions:
                 spec,
                 observed.get(obj.topic_name),
                 obj.record,
-                owner=self.store.owner(obj.topic_name) == obj.ref,
+                owner=self.store.owner(obj.topic_name, violators) == obj.ref,
                 cluster_id=cluster_id,
             )
             if action is None:

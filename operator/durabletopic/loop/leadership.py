@@ -60,6 +60,7 @@ async def lead(controller: Controller, extra_loops: Callable[[], list[Awaitable[
         controller.sweep(),
         controller.profiles.run(),
         controller.resync_periodically(),
+        controller.policy_statuses(),
         *extra_loops(),
     ]
     tasks = [asyncio.ensure_future(loop) for loop in loops]

@@ -87,8 +87,17 @@ class KubePort(Protocol):
     async def list_durabletopics(self) -> list[dict[str, Any]]:
         """Every DurableTopic the operator watches, from one consistent listing."""
 
+    async def list_policies(self) -> list[dict[str, Any]]:
+        """Every DurabilityPolicy."""
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        """Every Namespace (their labels select policies)."""
+
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None: ...
+    async def write_policy_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
     ) -> None: ...
     async def set_finalizers(self, obj: DurableTopicObject, finalizers: Sequence[str]) -> None: ...
     async def post_event(
@@ -109,6 +118,10 @@ class MetricsPort(Protocol):
         """Leading or not; a replica that stops leading stops exporting what only the leader knows."""
 
     def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None: ...
+    def set_policies(
+        self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]
+    ) -> None:
+        """Per DurabilityPolicy: (namespaces, DurableTopics) governed; per (policy, rule): objects breaking it."""
 
 
 class LeasePort(Protocol):

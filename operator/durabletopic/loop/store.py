@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ class DurableTopicObject:
     finalizers: tuple[str, ...]
     deleting: bool
     status: dict[str, Any] = field(default_factory=dict)
+    _spec: DurableTopicSpec | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> DurableTopicObject:
@@ -91,9 +92,13 @@ class DurableTopicObject:
         return name if isinstance(name, str) and name else self.ref.name
 
     def spec(self) -> DurableTopicSpec:
-        """The parsed spec; raises ValueError with the field when the API server let a bad one through."""
+        """The parsed spec (read once per copy of the object); raises ValueError with the field when the
+        API server let a bad one through."""
+        if self._spec is not None:
+            return self._spec
         try:
-            return DurableTopicSpec.model_validate(self.spec_raw)
+            self._spec = DurableTopicSpec.model_validate(self.spec_raw)
+            return self._spec
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -162,6 +167,7 @@ class Store:
             self._unclaim(obj)
             self._counts.subtract(self._true.pop(ref, frozenset()))
             self._touched.pop(ref, None)
+            self._changes += 1
         return obj
 
     def mark(self) -> int:
@@ -190,11 +196,13 @@ class Store:
             if not claims:
                 del self._claims[obj.topic_name]
 
-    def owner(self, topic_name: str) -> ObjectRef | None:
-        claims = self._claims.get(topic_name)
+    def owner(self, topic_name: str, excluded: Collection[ObjectRef] = ()) -> ObjectRef | None:
+        """The object that owns the topic: the oldest claim, less the `excluded` (objects that break a
+        DurabilityPolicy own nothing)."""
+        claims = [c for ref, c in self._claims.get(topic_name, {}).items() if ref not in excluded]
         if not claims:
             return None
-        winner = owner_of(list(claims.values()))
+        winner = owner_of(claims)
         return ObjectRef(winner.namespace, winner.name)
 
     def claimants(self, topic_name: str) -> list[ObjectRef]:

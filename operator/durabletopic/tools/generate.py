@@ -15,15 +15,19 @@ import yaml
 from durabletopic import __version__
 from durabletopic.core import admission, crd
 from durabletopic.core.model import Policy
+from durabletopic.core.tenancy import crd as policy_crd
 
 CRD_FILE = f"{crd.PLURAL}.{crd.GROUP}.yaml"
+POLICY_CRD_FILE = f"{policy_crd.PLURAL}.{policy_crd.GROUP}.yaml"
 CHART = "charts/durable-topic-operator"
 RELEASE = "durable-topic-operator"
 
 GENERATED = "# Generated from operator/durabletopic/core by `make generate`; do not edit by hand.\n"
 ADMISSION_COMMENT = """\
-# Rejects, at admission, a DurableTopic below the platform's floors; the operator enforces the same
-# floors at reconcile time. An absent field takes the CRD's default.
+# Rejects, at admission, a DurableTopic below the platform's floors or naming an internal topic, and
+# one that breaks a rule of a DurabilityPolicy that selects its namespace (every DurabilityPolicy is a
+# parameter of the second policy). The operator enforces the same rules at reconcile time. An absent
+# field takes the CRD's default.
 """
 # The chart's values that hold each floor of the Policy, and the template variable they are read into.
 CHART_FLOORS = {
@@ -34,6 +38,10 @@ CHART_FLOORS = {
 
 def render_crd() -> str:
     return GENERATED + _yaml(crd.build())
+
+
+def render_policy_crd() -> str:
+    return GENERATED + _yaml(policy_crd.build())
 
 
 def _yaml(document: Any, width: float = 120) -> str:
@@ -56,9 +64,12 @@ def render_deploy_admission() -> str:
         "app.kubernetes.io/part-of": RELEASE,
     }
     name = f"{RELEASE}-{admission.POLICY_SUFFIX}"
+    tenancy = f"{RELEASE}-{admission.TENANCY_SUFFIX}"
     documents = [
         admission.policy(name, labels, floors, "Fail"),
         admission.binding(name, labels, ["Deny"], {}),
+        admission.tenancy_policy(tenancy, labels, "Fail"),
+        admission.binding(tenancy, labels, ["Deny"], {}, admission.PARAM_REF),
     ]
     return GENERATED + ADMISSION_COMMENT + "---\n".join(_unfolded(d) for d in documents)
 
@@ -66,16 +77,32 @@ def render_deploy_admission() -> str:
 def render_chart_admission() -> str:
     """The chart's template: the same policy, its floors and settings read from the values."""
     floors = {name: f"{{{{ ${var} }}}}" for name, (var, _) in CHART_FLOORS.items()}
-    spec = admission.policy_spec(floors, "{{ .Values.admissionPolicy.failurePolicy }}")
-    spec_lines = "".join(f"  {line}\n" for line in _unfolded(spec).splitlines())
+    failure = "{{ .Values.admissionPolicy.failurePolicy }}"
+    spec = admission.policy_spec(floors, failure, "{{ $exceptions }}")
     reads = "".join(f"{{{{- ${var} := int .Values.{value} }}}}\n" for var, value in CHART_FLOORS.values())
-    name = f'{{{{ include "dto.fullname" . }}}}-{admission.POLICY_SUFFIX}'
+    reads += "{{- $exceptions := .Values.internalTopicExceptions | default list | toJson }}\n"
     return (
         "{{- if .Values.admissionPolicy.enabled }}\n"
         + reads
         + GENERATED
         + ADMISSION_COMMENT
-        + "apiVersion: admissionregistration.k8s.io/v1\n"
+        + _chart_policy(admission.POLICY_SUFFIX, spec, param_ref=False)
+        + "---\n"
+        + _chart_policy(admission.TENANCY_SUFFIX, admission.tenancy_policy_spec(failure), param_ref=True)
+        + "{{- end }}\n"
+    )
+
+
+def _chart_policy(suffix: str, spec: dict[str, Any], *, param_ref: bool) -> str:
+    spec_lines = "".join(f"  {line}\n" for line in _unfolded(spec).splitlines())
+    name = f'{{{{ include "dto.fullname" . }}}}-{suffix}'
+    param_lines = (
+        "".join(f"  {line}\n" for line in _unfolded({"paramRef": admission.PARAM_REF}).splitlines())
+        if param_ref
+        else ""
+    )
+    return (
+        "apiVersion: admissionregistration.k8s.io/v1\n"
         "kind: ValidatingAdmissionPolicy\n"
         "metadata:\n"
         f"  name: {name}\n"
@@ -92,19 +119,21 @@ def render_chart_admission() -> str:
         f"  policyName: {name}\n"
         "  validationActions:\n"
         "    {{- toYaml .Values.admissionPolicy.validationActions | nindent 4 }}\n"
-        "  matchResources:\n"
+        + param_lines
+        + "  matchResources:\n"
         "    namespaceSelector:\n"
         '      {{- include "dto.admissionNamespaceSelector" . | trim | nindent 6 }}\n'
-        "{{- end }}\n"
     )
 
 
 def outputs() -> dict[str, str]:
     """Every generated file, by its path in the repository."""
-    rendered_crd = render_crd()
+    rendered_crd, rendered_policy_crd = render_crd(), render_policy_crd()
     return {
         f"crds/{CRD_FILE}": rendered_crd,
         f"{CHART}/crds/{CRD_FILE}": rendered_crd,
+        f"crds/{POLICY_CRD_FILE}": rendered_policy_crd,
+        f"{CHART}/crds/{POLICY_CRD_FILE}": rendered_policy_crd,
         "deploy/admissionpolicy.yaml": render_deploy_admission(),
         f"{CHART}/templates/admissionpolicy.yaml": render_chart_admission(),
     }

@@ -288,17 +288,19 @@ def _as_json(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class _Document:
+class Document:
+    """One YAML document of a file: its index in the stream, the line it starts on, its value."""
+
     index: int
     line: int
     value: Any
     warnings: tuple[tuple[int, str], ...]
 
 
-def load_documents(text: str, file: str) -> tuple[list[_Document], ReadError | None]:
+def load_documents(text: str, file: str) -> tuple[list[Document], ReadError | None]:
     """The documents of a YAML stream; on the first problem, the ones before it and the problem."""
     loader = _Loader(text)
-    documents: list[_Document] = []
+    documents: list[Document] = []
     try:
         while loader.check_node():
             if len(documents) >= MAX_DOCUMENTS:
@@ -320,7 +322,7 @@ def load_documents(text: str, file: str) -> tuple[list[_Document], ReadError | N
             except TypeError as error:
                 raise _Refused(f"{error} cannot be carried in JSON", node.start_mark) from None
             documents.append(
-                _Document(len(documents), node.start_mark.line + 1, value, tuple(loader.duplicates))
+                Document(len(documents), node.start_mark.line + 1, value, tuple(loader.duplicates))
             )
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -365,43 +367,56 @@ def expand_paths(paths: Iterable[str]) -> Iterator[tuple[str, ReadError | None]]
 
 
 def is_durable_topic(document: Any) -> bool:
-    return (
-        isinstance(document, dict) and document.get("kind") == crd.KIND and _group_of(document) == crd.GROUP
-    )
+    return isinstance(document, dict) and document.get("kind") == crd.KIND and group_of(document) == crd.GROUP
 
 
-def _group_of(document: Mapping[str, Any]) -> str | None:
+def group_of(document: Mapping[str, Any]) -> str | None:
     api_version = document.get("apiVersion")
     return api_version.partition("/")[0] if isinstance(api_version, str) else None
 
 
-def load(paths: Iterable[str]) -> ManifestSet:
-    """Every DurableTopic in `paths`; other kinds are counted as skipped."""
-    report = ManifestSet()
+@dataclass(slots=True)
+class DocumentSet:
+    """The documents read from some files, with the file each comes from, and what could not be read."""
+
+    documents: list[tuple[str, Document]] = field(default_factory=list)
+    errors: list[ReadError] = field(default_factory=list)
+    files: int = 0
+
+
+def read_documents(paths: Iterable[str]) -> DocumentSet:
+    """Every non-empty YAML document in `paths` (files, directories, or - for stdin), in order."""
+    read = DocumentSet()
     for path, missing in expand_paths(paths):
         if missing is not None:
-            report.errors.append(missing)
+            read.errors.append(missing)
             continue
-        report.files += 1
+        read.files += 1
         name = "<stdin>" if path == STDIN else path
         try:
             text = _read_text(path)
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            report.errors.append(ReadError(name, None, None, f"cannot read: {reason}"))
+            read.errors.append(ReadError(name, None, None, f"cannot read: {reason}"))
             continue
         documents, problem = load_documents(text, name)
         if problem is not None:
-            report.errors.append(problem)
-        for document in documents:
-            if document.value is None:
-                continue
-            if not is_durable_topic(document.value):
-                report.skipped += 1
-                continue
-            report.manifests.append(
-                Manifest(name, document.index, document.line, document.value, document.warnings)
-            )
+            read.errors.append(problem)
+        read.documents += [(name, d) for d in documents if d.value is not None]
+    return read
+
+
+def load(paths: Iterable[str]) -> ManifestSet:
+    """Every DurableTopic in `paths`; other kinds are counted as skipped."""
+    read = read_documents(paths)
+    report = ManifestSet(errors=read.errors, files=read.files)
+    for file, document in read.documents:
+        if not is_durable_topic(document.value):
+            report.skipped += 1
+            continue
+        report.manifests.append(
+            Manifest(file, document.index, document.line, document.value, document.warnings)
+        )
     return report
 
 

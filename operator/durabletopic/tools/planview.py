@@ -1,5 +1,9 @@
 """What `durabletopic plan` shows: each manifest's topic and what the operator would do to it, or
-why it would refuse, computed by the core's planner against what Kafka has now. Changes nothing."""
+why it would refuse, computed by the core's planner against what Kafka has now. Changes nothing.
+
+The planner checks the spec and the floors; the rules of DurabilityPolicies, the internal topics and the
+namespace quotas come from `validate`'s findings (`validate.POLICY_RULES`). Adoption is not judged: plan
+cannot know whether the operator created a topic that exists."""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from durabletopic.core.findings import Finding
 from durabletopic.core.model import ClusterInfo, DurableTopicSpec, ObservedTopic, Policy
 from durabletopic.core.ownership import Claim, conflict_message, owner_of
 from durabletopic.core.plan import Refusal, action_view, plan_topic
 from durabletopic.core.reasons import Reason, Severity, Stage
 from durabletopic.tools.manifests import Manifest
 from durabletopic.tools.schema import admitted_spec
-from durabletopic.tools.validate import Report
+from durabletopic.tools.validate import POLICY_RULES, Report
 
 EXIT_NO_CHANGES, EXIT_REFUSED, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2, 3
 REJECTED = "RejectedByAPIServer"
@@ -29,7 +34,7 @@ class TopicPlanView:
     topic: str | None = None
     spec: DurableTopicSpec | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
-    refusals: list[dict[str, str]] = field(default_factory=list)
+    refusals: list[dict[str, str | None]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -54,28 +59,46 @@ class TopicPlanView:
         }
 
 
+def _refusal_of(finding: Finding, reason: str) -> dict[str, str | None]:
+    return {
+        "reason": reason,
+        "field": finding.field,
+        "message": finding.message,
+        "policy": finding.policy or None,
+    }
+
+
+def _errors(report: Report, manifest: Manifest) -> list[Finding]:
+    return [f for f in report.findings_of(manifest) if f.severity is Severity.ERROR]
+
+
 def build_views(report: Report) -> list[TopicPlanView]:
-    """Each manifest with its spec, or refused: rejected by the API server, or a second claim on a topic."""
+    """Each manifest with its spec, or refused: rejected by the API server, refused by a DurabilityPolicy
+    or as an internal topic, or a second claim on a topic. An object the API server or an admission
+    policy refuses never exists: it claims no topic."""
     views: list[TopicPlanView] = []
     claims: dict[str, list[tuple[Claim, TopicPlanView]]] = {}
     for manifest in report.manifests:
         view = TopicPlanView(manifest)
         views.append(view)
-        rejected = [
-            f
-            for f in report.findings_of(manifest)
-            if f.stage is Stage.API_SERVER and f.severity is Severity.ERROR
-        ]
-        for finding in rejected:
-            view.refusals.append({"reason": REJECTED, "field": finding.field, "message": finding.message})
+        errors = _errors(report, manifest)
+        rejected = [f for f in errors if f.stage is Stage.API_SERVER]
+        view.refusals += [_refusal_of(f, REJECTED) for f in rejected]
         if rejected:
             continue
         try:
-            view.spec = DurableTopicSpec.model_validate(admitted_spec(manifest.object))
+            spec = DurableTopicSpec.model_validate(admitted_spec(manifest.object))
         except ValidationError as error:  # pragma: no cover - the schema check admits only valid specs
-            view.refusals.append({"reason": REJECTED, "field": "spec", "message": str(error)})
+            view.refusals.append({"reason": REJECTED, "field": "spec", "message": str(error), "policy": None})
             continue
-        view.topic = view.spec.resolved_topic_name(manifest.name)
+        view.topic = spec.resolved_topic_name(manifest.name)
+        if any(f.rule in POLICY_RULES for f in errors):
+            # Refused before Kafka is looked at: by every rule it breaks, the floors included.
+            view.refusals += [_refusal_of(f, str(Reason.POLICY_VIOLATION)) for f in errors]
+        else:
+            view.spec = spec
+        if any(f.stage is Stage.ADMISSION_POLICY for f in errors):
+            continue
         # Offline, the order of the manifests stands in for the objects' age.
         age = f"{len(views):09d}"
         claim = Claim(manifest.namespace or "", manifest.name, manifest.where, created=age)
@@ -90,6 +113,7 @@ def build_views(report: Report) -> list[TopicPlanView]:
                         "reason": str(Reason.TOPIC_CONFLICT),
                         "field": "spec.topicName",
                         "message": conflict_message(topic, owner_view.manifest.where),
+                        "policy": None,
                     }
                 )
                 view.spec = None
@@ -111,8 +135,13 @@ def apply_plans(
         view.steps += [action_view(action, current) for action in plan.actions]
 
 
-def _refusal(refusal: Refusal) -> dict[str, str]:
-    return {"reason": str(refusal.reason), "field": refusal.field or "", "message": refusal.message}
+def _refusal(refusal: Refusal) -> dict[str, str | None]:
+    return {
+        "reason": str(refusal.reason),
+        "field": refusal.field or "",
+        "message": refusal.message,
+        "policy": None,
+    }
 
 
 def exit_code(views: Sequence[TopicPlanView]) -> int:

@@ -276,6 +276,27 @@ class FakeKube:
         self.profiles: list[ObjectRef] = []
         self.fail_status: dict[ObjectRef, list[int]] = {}  # HTTP codes the next status writes answer
         self.writes_allowed = True
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.policy_statuses: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, str]] = {}
+
+    async def list_policies(self) -> list[dict[str, Any]]:
+        return [
+            {**body, "status": dict(self.policy_statuses.get(name, {}))}
+            for name, body in self.policies.items()
+        ]
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return [
+            {"metadata": {"name": name, "labels": dict(labels)}} for name, labels in self.namespaces.items()
+        ]
+
+    async def write_policy_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        if name not in self.policies:
+            raise ApiError(404, "NotFound", f"durabilitypolicies {name} not found")
+        self.policy_statuses[name] = dict(status)
 
     async def list_durabletopics(self) -> list[dict[str, Any]]:
         return [
@@ -323,6 +344,8 @@ class RecordingMetrics:
         self.resources: dict[str, int] = {}
         self.leading: list[bool] = []
         self.forgotten: list[ObjectRef] = []
+        self.policy_governed: dict[str, tuple[int, int]] = {}
+        self.policy_violations: dict[tuple[str, str], int] = {}
 
     def record_pass(self, result: str, objects: int, seconds: float) -> None:
         self.passes.append((result, objects))
@@ -353,6 +376,12 @@ class RecordingMetrics:
 
     def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
         pass
+
+    def set_policies(
+        self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]
+    ) -> None:
+        self.policy_governed = dict(governed)
+        self.policy_violations = dict(violations)
 
 
 class FakeLease:

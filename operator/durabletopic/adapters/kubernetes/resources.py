@@ -5,6 +5,7 @@ Implements the loop's `KubePort` over the API client: every path and body is bui
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +13,11 @@ from urllib.parse import quote
 from durabletopic.adapters.kubernetes.client import ApiPort
 from durabletopic.core import clientprofile, crd
 from durabletopic.core.model import ObjectRef
+from durabletopic.core.tenancy import crd as policy_crd
+from durabletopic.loop.ports import ApiError
 from durabletopic.loop.store import DurableTopicObject
+
+log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "durabletopic"
@@ -95,6 +100,7 @@ def client_profile_body(obj: DurableTopicObject) -> dict[str, Any]:
 
 
 LIST_PAGE = 500
+POLICIES_PATH = f"/apis/{policy_crd.GROUP}/{policy_crd.VERSION}/{policy_crd.PLURAL}"
 
 
 def collection_paths(namespaces: Sequence[str]) -> list[str]:
@@ -119,15 +125,37 @@ class DurableTopicRequests:
     async def list_durabletopics(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for path in collection_paths(self.namespaces):
-            token = ""
-            while True:
-                query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token)}" if token else "")
-                page = await self.api.request("GET", path + query)
-                items += page.get("items") or []
-                token = (page.get("metadata") or {}).get("continue") or ""
-                if not token:
-                    break
+            items += await self._list(path)
         return items
+
+    async def list_policies(self) -> list[dict[str, Any]]:
+        """Every DurabilityPolicy; none while its CRD is not installed (an upgrade that has not applied it)."""
+        try:
+            return await self._list(POLICIES_PATH)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            log.warning("the DurabilityPolicy CRD is not installed: no tenancy policy applies")
+            return []
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return await self._list("/api/v1/namespaces")
+
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token)}" if token else "")
+            page = await self.api.request("GET", path + query)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    async def write_policy_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        await self.api.merge_patch(f"{POLICIES_PATH}/{name}/status", status_patch(status, previous))
 
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
