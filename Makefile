@@ -60,6 +60,7 @@ testbed-up: venv testbed-install ## start the test bed (or reuse a running one)
 testbed-down: venv ## stop everything the test bed and the demo started
 	$(BIN)/python -m tests.testbed.demo --stop
 	$(BIN)/python -m tests.testbed down
+	$(BIN)/python -m tests.testbed down-second
 
 .PHONY: demo
 demo: venv testbed-install ## run the operator on the local test bed with the examples

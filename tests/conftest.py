@@ -5,26 +5,36 @@ Only tests that ask for ``testbed`` (or a fixture built on it) start the local t
 session, or a running one (``make testbed-up``, ``make demo``) is reused; at the end of the session it
 is stopped only if this session started it (set DURABLETOPIC_TESTBED_KEEP=1 to leave it running for the
 next run).
+
+``second_kafka`` is a second Kafka cluster with SCRAM authentication (:mod:`tests.testbed.second`), for
+tests of several clusters: started on first use (or reused), and stopped at the end of the session on the
+same terms.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import re
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from tests.testbed import Testbed
+from tests.testbed import SecondKafka, Testbed
 
-_BED_FIXTURES = frozenset({"testbed", "testbed_faults", "bootstrap_servers", "kubeconfig", "kafka_admin"})
+_BED_FIXTURES = frozenset(
+    {
+        *("testbed", "testbed_faults", "bootstrap_servers", "kubeconfig", "kafka_admin"),
+        *("second_kafka", "second_kafka_faults", "second_kafka_admin"),
+    }
+)
 _RUN_ID = secrets.token_hex(3)
 _counter = itertools.count(1)
 
@@ -99,6 +109,72 @@ def kafka_admin(testbed: Testbed) -> Iterator[Any]:
     from confluent_kafka.admin import AdminClient
 
     client = AdminClient(testbed.kafka_config())
+    yield client
+    del client
+
+
+def _keep() -> bool:
+    return os.environ.get("DURABLETOPIC_TESTBED_KEEP", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _stopped_at_session_end(stop: Callable[[], object]) -> Iterator[None]:
+    """Call ``stop`` once when the block ends, at exit, or on SIGTERM (made an interrupt, which pytest
+    answers with the session teardown)."""
+    stopped = False
+
+    def stop_once() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            stop()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    atexit.register(stop_once)
+    try:
+        yield
+    finally:
+        try:
+            stop_once()
+        finally:
+            atexit.unregister(stop_once)
+            if previous in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def second_kafka() -> Iterator[SecondKafka]:
+    """Cluster B: a second Kafka cluster, SCRAM-SHA-512 on SASL_PLAINTEXT (started for this session, or
+    reused; stopped at its end only if this session started it, and DURABLETOPIC_TESTBED_KEEP is unset)."""
+    cluster = SecondKafka()
+    keep = _keep()
+
+    def stop() -> None:
+        if cluster.started and not keep:
+            cluster.down()
+
+    with _stopped_at_session_end(stop):
+        cluster.up()
+        yield cluster
+
+
+@pytest.fixture
+def second_kafka_faults(second_kafka: SecondKafka) -> Iterator[SecondKafka]:
+    """Cluster B, for a test that kills parts of it: afterwards everything is started again."""
+    try:
+        yield second_kafka
+    finally:
+        second_kafka.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def second_kafka_admin(second_kafka: SecondKafka) -> Iterator[Any]:
+    """An AdminClient of cluster B with its SCRAM credentials, for the whole session."""
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient(second_kafka.admin_config())
     yield client
     del client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ def crd_installed(testbed) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+# The Secret and ConfigMap of the KafkaCluster the RBAC tests create (see namespaced_identity).
+CLUSTER_SECRET = "rbac-kafka-credentials"
+CLUSTER_CA = "rbac-kafka-ca"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
@@ -145,8 +149,21 @@ def namespaced_identity(testbed, crd_installed, namespace: str, tmp_path: Path) 
     testbed.kubectl("create", "namespace", home)
     chart = str(ROOT / "charts" / "durable-topic-operator")
     watched = f"watchNamespaces={{{namespace}}}"
+    # The KafkaCluster credentials the RBAC test reads: granted by name, in the release's namespace.
+    access = json.dumps([{"namespace": home, "secrets": [CLUSTER_SECRET], "configMaps": [CLUSTER_CA]}])
     rendered = subprocess.run(
-        [str(testbed.helm_path), "template", release, chart, "--namespace", home, "--set", watched],
+        [
+            str(testbed.helm_path),
+            "template",
+            release,
+            chart,
+            "--namespace",
+            home,
+            "--set",
+            watched,
+            "--set-json",
+            f"clusterSecretAccess={access}",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

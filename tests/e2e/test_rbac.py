@@ -3,7 +3,9 @@ ServiceAccount, after it went through every kind of work, against what deploy/ g
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import Identity, operator_instead
+from tests.e2e.conftest import CLUSTER_CA, CLUSTER_SECRET, Identity, operator_instead
 from tests.e2e.helpers import Kube, ready, reason_of, wait_for
 from tests.testbed.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
@@ -77,9 +79,72 @@ def _denied_by_rbac(event: dict[str, Any]) -> bool:
     return status.get("code") == 403 and " cannot " in status.get("message", "")
 
 
-def exercise(kube: Kube, namespace: str, testbed: Any) -> None:
-    """Every kind of work: a finalizer, a status, a client profile, an event, a deletion, and the
-    status of a DurabilityPolicy that selects the namespace."""
+def exercise(kube: Kube, namespace: str, testbed: Any, credentials: str = OPERATOR_NAMESPACE) -> None:
+    """Every kind of work: a finalizer, a status, a client profile, an event, a deletion, the status
+    of a DurabilityPolicy that selects the namespace, and a KafkaCluster whose credentials (a Secret)
+    and CA (a ConfigMap) live in `credentials`."""
+    with kafka_cluster(testbed, credentials):
+        _exercise_policy(kube, namespace, testbed)
+
+
+@contextlib.contextmanager
+def kafka_cluster(testbed: Any, credentials: str) -> Iterator[None]:
+    """A KafkaCluster for the test bed's SASL_SSL listener, until it is Ready."""
+    properties = testbed.kafka_client_properties("SASL_SSL", "SCRAM-SHA-512")
+    name = f"rbac-{credentials}"
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": CLUSTER_SECRET, "namespace": credentials},
+            "stringData": {"username": properties["sasl.username"], "password": properties["sasl.password"]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CLUSTER_CA, "namespace": credentials},
+            "data": {"ca.crt": Path(properties["ssl.ca.location"]).read_text()},
+        },
+        {
+            "apiVersion": "durabletopic.dev/v1alpha1",
+            "kind": "KafkaCluster",
+            "metadata": {"name": name},
+            "spec": {
+                "bootstrapServers": testbed.bootstrap_servers_sasl_ssl,
+                "authentication": {
+                    "sasl": {
+                        "mechanism": "SCRAM-SHA-512",
+                        "secretRef": {"namespace": credentials, "name": CLUSTER_SECRET},
+                    }
+                },
+                "tls": {
+                    "enabled": True,
+                    "caRef": {"kind": "ConfigMap", "namespace": credentials, "name": CLUSTER_CA},
+                },
+            },
+        },
+    ]
+    testbed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+    try:
+
+        def connected() -> bool:
+            got = testbed.kubectl("get", "kafkacluster", name, "-o", "json").stdout
+            conditions = (json.loads(got).get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["reason"] == "Connected" for c in conditions)
+
+        wait_for("the KafkaCluster connected", connected, 60)
+        yield
+    finally:
+        testbed.kubectl("delete", "kafkacluster", name, "--ignore-not-found", check=False)
+        testbed.kubectl(
+            "delete", "secret", CLUSTER_SECRET, "-n", credentials, "--ignore-not-found", check=False
+        )
+        testbed.kubectl(
+            "delete", "configmap", CLUSTER_CA, "-n", credentials, "--ignore-not-found", check=False
+        )
+
+
+def _exercise_policy(kube: Kube, namespace: str, testbed: Any) -> None:
     policy = {
         "apiVersion": "durabletopic.dev/v1alpha1",
         "kind": "DurabilityPolicy",
@@ -160,5 +225,5 @@ def test_namespaced_rbac_is_what_the_operator_uses(  # type: ignore[no-untyped-d
     }
     log = tmp_path / "namespaced-operator.log"
     with operator_instead(operator, log, kubeconfig=namespaced_identity.kubeconfig, **settings):
-        exercise(kube, namespace, testbed)
+        exercise(kube, namespace, testbed, namespaced_identity.namespace)
     assert_least_privilege(testbed.audit_log, namespaced_identity.user, namespaced_identity.rbac, since)

@@ -8,8 +8,9 @@ them on first use.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "durable-topic-operator"
 DEPLOY = ROOT / "deploy"
 TOOLS_SH = Path(__file__).with_name("tools.sh")
+CRD_FILES = (
+    "durabletopics.durabletopic.dev.yaml",
+    "durabilitypolicies.durabletopic.dev.yaml",
+    "kafkaclusters.durabletopic.dev.yaml",
+)
+# The label of the namespaces a test makes (`scratch`): admission policies of a test are bound to its own.
+LABEL = "durabletopic.dev/packaging-test"
 
 
 def run(
@@ -129,3 +137,47 @@ def rule_set(role: dict[str, Any]) -> frozenset[tuple[str, str, str, str]]:
                     for name in rule.get("resourceNames") or ["*"]:
                         out.add((group, resource, verb, name))
     return frozenset(out)
+
+
+# ------------------------------------------------------------------------- the real API server
+
+
+@pytest.fixture(scope="module")
+def crd_installed(testbed: Any) -> None:
+    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    testbed.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{name.removesuffix('.yaml')}" for name in CRD_FILES),
+    )
+
+
+@pytest.fixture
+def scratch(testbed: Any) -> Iterator[tuple[str, str]]:
+    """A fresh namespace carrying a label no other test uses: (namespace, label value)."""
+    token = secrets.token_hex(4)
+    namespace = f"pkg-{token}"
+    testbed.kubectl("create", "namespace", namespace)
+    testbed.kubectl("label", "namespace", namespace, f"{LABEL}={token}")
+    try:
+        yield namespace, token
+    finally:
+        testbed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+
+
+def dry_run_apply(testbed: Any, manifest: str) -> Any:
+    """Server-side dry run: admission (CRD schema, CEL, admission policies) runs, nothing is stored,
+    so no operator running on the test bed for other tests ever sees these objects."""
+    return testbed.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+
+
+def can_i(
+    testbed: Any, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = ""
+) -> bool:
+    """`resource` may be `resource/name`; a subresource (status) is its own argument."""
+    args = ["auth", "can-i", verb, resource, "--as", user]
+    args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    args += [f"--subresource={subresource}"] if subresource else []
+    result = testbed.kubectl(*args, check=False)
+    return result.stdout.strip() == "yes"

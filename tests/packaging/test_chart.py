@@ -6,9 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,21 @@ import yaml
 from durabletopic.adapters.kafka.clientconfig import read_client_properties
 from durabletopic.adapters.prometheus import Metrics
 from durabletopic.app.settings import ENV_PREFIX, OperatorSettings
-from tests.packaging.conftest import CHART, DEPLOY, ROOT, Render, by_kind, docs, one, rule_set, run
+from tests.packaging.conftest import (
+    CHART,
+    CRD_FILES,
+    DEPLOY,
+    LABEL,
+    ROOT,
+    Render,
+    by_kind,
+    can_i,
+    docs,
+    dry_run_apply,
+    one,
+    rule_set,
+    run,
+)
 
 KAFKA_DIR = "/etc/durabletopic/kafka"
 SASL_VALUES = [
@@ -59,6 +71,13 @@ POLICY_RULES = frozenset(
         *(("", "namespaces", v, "*") for v in ("list", "watch")),
     }
 )
+# KafkaClusters are cluster-scoped too: granted cluster-wide in both modes.
+CLUSTER_RULES = frozenset(
+    {
+        *(("durabletopic.dev", "kafkaclusters", v, "*") for v in ("list", "watch")),
+        ("durabletopic.dev", "kafkaclusters/status", "patch", "*"),
+    }
+)
 CRD_RULES = frozenset(
     ("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in ("list", "watch")
 )
@@ -69,6 +88,9 @@ LEASE_RULES = frozenset(
         ("coordination.k8s.io", "leases", "update", "durable-topic-operator"),
     }
 )
+
+
+CREDENTIALS_IN_OWN_NAMESPACE = frozenset(("", r, "get", "*") for r in ("secrets", "configmaps"))
 
 
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -148,9 +170,6 @@ def test_schema_rejects_an_empty_default_policy_selector(helm: Path) -> None:
     assert "/defaultPolicy/spec/namespaceSelector" in result.stderr, result.stderr
     # Disabled, the spec is not checked: the values can be prepared before they are turned on.
     run([helm, "template", "x", CHART, "--set-json", 'defaultPolicy.spec={"namespaceSelector":{}}'])
-
-
-CRD_FILES = ("durabletopics.durabletopic.dev.yaml", "durabilitypolicies.durabletopic.dev.yaml")
 
 
 def test_chart_crds_are_the_generated_ones() -> None:
@@ -294,6 +313,7 @@ def test_rbac_cluster_wide_is_least_privilege(helm_template: Render) -> None:
         ("ClusterRole", "durable-topic-operator"): NAMESPACED_RULES,
         ("ClusterRole", "durable-topic-operator-discovery"): CRD_RULES,
         ("ClusterRole", "durable-topic-operator-policies"): POLICY_RULES,
+        ("ClusterRole", "durable-topic-operator-clusters"): CLUSTER_RULES,
         ("Role", "durable-topic-operator-leader-election"): LEASE_RULES,
     }
     (lease_role,) = by_kind(objects, "Role")
@@ -317,6 +337,7 @@ def test_rbac_namespaced_mode(helm_template: Render) -> None:
     assert roles == {
         ("ClusterRole", None, "r1-durable-topic-operator-discovery"): CRD_RULES,
         ("ClusterRole", None, "r1-durable-topic-operator-policies"): POLICY_RULES,
+        ("ClusterRole", None, "r1-durable-topic-operator-clusters"): CLUSTER_RULES,
         ("Role", "team-a", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "team-b", "r1-durable-topic-operator"): NAMESPACED_RULES,
         ("Role", "ops", "r1-durable-topic-operator-leader-election"): LEASE_RULES,
@@ -335,6 +356,7 @@ def test_rbac_namespaced_mode(helm_template: Render) -> None:
     assert cluster_bindings == {
         "r1-durable-topic-operator-discovery": subjects,
         "r1-durable-topic-operator-policies": subjects,
+        "r1-durable-topic-operator-clusters": subjects,
     }
     assert env_of(objects)["DURABLETOPIC_NAMESPACES"] == "team-a,team-b"
     admission_bindings = by_kind(objects, "ValidatingAdmissionPolicyBinding")
@@ -359,7 +381,7 @@ def test_cluster_scoped_names_carry_the_release(helm_template: Render) -> None:
     )
     names_a = {(o["kind"], o["metadata"]["name"]) for o in a if o["kind"] in cluster_scoped}
     names_b = {(o["kind"], o["metadata"]["name"]) for o in b if o["kind"] in cluster_scoped}
-    assert len(names_a) == 11 and not names_a & names_b
+    assert len(names_a) == 13 and not names_a & names_b
     assert ("DurabilityPolicy", "one-durable-topic-operator-default") in names_a
 
 
@@ -563,12 +585,20 @@ def test_deploy_is_the_chart_defaults(helm_template: Render, kustomized: list[di
             for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
         }
 
-    assert roles(kustomized) == roles(chart)
+    # One difference: plain manifests cannot know the names of KafkaClusters' Secrets and ConfigMaps,
+    # so deploy/ grants `get` on those of the operator's own namespace (the chart: the names of its values).
+    credentials = ("Role", "durable-topic-operator-cluster-credentials")
+    deploy_roles = roles(kustomized)
+    assert deploy_roles.pop(credentials) == CREDENTIALS_IN_OWN_NAMESPACE
+    assert deploy_roles == roles(chart)
+    (credentials_role,) = [r for r in by_kind(kustomized, "Role") if r["metadata"]["name"] == credentials[1]]
+    assert credentials_role["metadata"]["namespace"] == "durable-topic-operator"
 
     def bindings(objects: list[dict[str, Any]]) -> set[str]:
         return {
             json.dumps([b["kind"], b["metadata"]["name"], b["roleRef"], b["subjects"]], sort_keys=True)
             for b in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding")
+            if b["metadata"]["name"] != credentials[1]
         }
 
     assert bindings(kustomized) == bindings(chart)
@@ -602,33 +632,6 @@ def test_deploy_kustomization_leaves_examples_out() -> None:
 # ------------------------------------------------------------------------- the real API server
 
 
-LABEL = "durabletopic.dev/packaging-test"
-
-
-@pytest.fixture(scope="module")
-def crd_installed(testbed: Any) -> None:
-    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    testbed.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *(f"crd/{name.removesuffix('.yaml')}" for name in CRD_FILES),
-    )
-
-
-@pytest.fixture
-def scratch(testbed: Any) -> Iterator[tuple[str, str]]:
-    """A fresh namespace carrying a label no other test uses: (namespace, label value)."""
-    token = secrets.token_hex(4)
-    namespace = f"pkg-{token}"
-    testbed.kubectl("create", "namespace", namespace)
-    testbed.kubectl("label", "namespace", namespace, f"{LABEL}={token}")
-    try:
-        yield namespace, token
-    finally:
-        testbed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
-
-
 def durable_topic(namespace: str, name: str, **spec: Any) -> str:
     return yaml.safe_dump(
         {
@@ -638,12 +641,6 @@ def durable_topic(namespace: str, name: str, **spec: Any) -> str:
             "spec": {"partitions": 1, **spec},
         }
     )
-
-
-def dry_run_apply(testbed: Any, manifest: str) -> Any:
-    """Server-side dry run: admission (CRD schema, CEL, admission policies) runs, nothing is stored,
-    so no operator running on the test bed for other tests ever sees these objects."""
-    return testbed.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
 
 
 def only_here(values_namespace_label: str) -> list[str]:
@@ -752,17 +749,6 @@ def test_api_server_accepts_deploy(
     assert result.returncode != 0 and "violates PodSecurity" in result.stderr, (
         "PodSecurity is not enforced here"
     )
-
-
-def can_i(
-    testbed: Any, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = ""
-) -> bool:
-    """`resource` may be `resource/name`; a subresource (status) is its own argument."""
-    args = ["auth", "can-i", verb, resource, "--as", user]
-    args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
-    args += [f"--subresource={subresource}"] if subresource else []
-    result = testbed.kubectl(*args, check=False)
-    return result.stdout.strip() == "yes"
 
 
 def deployment_env(testbed: Any, namespace: str, name: str) -> dict[str, str]:

@@ -2,12 +2,14 @@
 benchmarks and `make demo` alike.
 
 :mod:`tests.testbed.config` says what it runs and how to change it (environment variables),
-:mod:`tests.testbed.bed` runs it, :mod:`tests.testbed.operator_process` runs the operator against it;
+:mod:`tests.testbed.bed` runs it, :mod:`tests.testbed.operator_process` runs the operator against it,
+:mod:`tests.testbed.second` runs a second Kafka cluster (SCRAM) for tests of several clusters;
 ``python -m tests.testbed --help``.
 """
 
 from .bed import Testbed
 from .config import BROKER_IDS, K8S_VERSION, KAFKA_VERSION, KubectlError, PortBusyError, Ports, TestbedError
+from .second import SecondKafka
 
 __all__ = [
     "BROKER_IDS",
@@ -16,6 +18,7 @@ __all__ = [
     "KubectlError",
     "PortBusyError",
     "Ports",
+    "SecondKafka",
     "Testbed",
     "TestbedError",
 ]

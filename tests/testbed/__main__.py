@@ -1,10 +1,14 @@
-"""``python -m tests.testbed up|down|status|env|demo`` (run from the repository root).
+"""``python -m tests.testbed up|down|status|env|demo|up-second|down-second|status-second`` (run from the
+repository root).
 
-up      start the test bed, or reuse the one running in the state directory, and say how to reach it
-down    stop the test bed recorded in the state directory (works from any shell, e.g. after `make demo`)
-status  what runs and whether it is healthy; exit status 0 healthy, 1 not running, 2 running but unhealthy
-env     shell export lines: eval "$(python -m tests.testbed env)"
-demo    the demo (tests/testbed/demo.py), when it exists
+up             start the test bed, or reuse the one running in the state directory, and say how to reach it
+down           stop the test bed recorded in the state directory (works from any shell, e.g. after `make demo`)
+status         what runs and whether it is healthy; exit status 0 healthy, 1 not running, 2 running but unhealthy
+env            shell export lines: eval "$(python -m tests.testbed env)"
+demo           the demo (tests/testbed/demo.py), when it exists
+up-second      start the second Kafka cluster (SCRAM; tests/testbed/second.py), or reuse the running one
+down-second    stop the second Kafka cluster
+status-second  the same as status, for the second Kafka cluster
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 import time
 
 from .bed import Testbed, TestbedError
+from .second import SecondKafka
 
 
 def _env_lines(bed: Testbed) -> list[str]:
@@ -71,6 +76,46 @@ def _status(bed: Testbed) -> int:
     return 2
 
 
+def _up_second(cluster: SecondKafka) -> int:
+    began = time.monotonic()
+    started = cluster.up()
+    what = "started" if started else "already running, reused"
+    print(f"second Kafka cluster {what} ({time.monotonic() - began:.1f} s), state in {cluster.state_dir}")
+    print(f"  bootstrap servers (SASL_PLAINTEXT, {cluster.sasl_mechanism}): {cluster.bootstrap_servers}")
+    print(f"  user {cluster.username}, password in {cluster.state_file}")
+    print(f"  internal listeners (PLAINTEXT): {cluster.bootstrap_servers_internal}")
+    print(f"  cluster id: {cluster.cluster_id}")
+    print(f"  logs: {cluster.logs_dir}")
+    print(f"  stop it: {sys.executable} -m tests.testbed down-second")
+    return 0
+
+
+def _down_second(cluster: SecondKafka) -> int:
+    began = time.monotonic()
+    if cluster.down():
+        print(f"second Kafka cluster in {cluster.state_dir} stopped ({time.monotonic() - began:.1f} s)")
+    else:
+        print(f"no second Kafka cluster was running in {cluster.state_dir}")
+    return 0
+
+
+def _status_second(cluster: SecondKafka) -> int:
+    status = cluster.status()
+    if not status["processes"]:
+        print(f"no second Kafka cluster recorded in {cluster.state_dir}")
+        return 1
+    for name, proc in status["processes"].items():
+        print(f"  {name:<24} pid {proc['pid'] or '-':<8} {'running' if proc['alive'] else 'NOT RUNNING'}")
+    if status["healthy"]:
+        print(f"healthy: {status['bootstrap_servers']}")
+        return 0
+    print("NOT healthy" if status["running"] else "partly running: stop it with `down-second`")
+    return 2
+
+
+_SECOND = {"up-second": _up_second, "down-second": _down_second, "status-second": _status_second}
+
+
 def _demo(argv: list[str]) -> int:
     if importlib.util.find_spec("tests.testbed.demo") is None:
         print("the demo is not available (tests/testbed/demo.py does not exist yet)", file=sys.stderr)
@@ -87,13 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "env", "demo"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "demo", *_SECOND])
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         return _demo(rest)
     if rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
     logging.basicConfig(level=os.environ.get("DURABLETOPIC_TESTBED_LOG_LEVEL", "WARNING"))
+    if args.command in _SECOND:
+        try:
+            return _SECOND[args.command](SecondKafka())
+        except TestbedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     bed = Testbed()
     try:
         if args.command == "up":

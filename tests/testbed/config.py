@@ -27,7 +27,8 @@ Environment variables (constructor arguments win over them):
 ``DURABLETOPIC_TESTBED_PORT_BASE``
     first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
     PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
-    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver).
+    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver); base+60..79
+    belong to the second Kafka cluster (:mod:`tests.testbed.second`), started only by the tests that use it.
     Keep every port below the kernel's ephemeral range (``ip_local_port_range``, usually from 32768):
     a port inside it can be taken by a client's self-connection while its broker is down (TCP
     simultaneous open), and the restarted broker then fails with "Address already in use".
@@ -117,14 +118,14 @@ class TestbedError(RuntimeError):
 class PortBusyError(TestbedError):
     """A port the test bed needs is taken by something that is not a healthy test bed of ours."""
 
-    def __init__(self, port: int, service: str, owner: str, state_dir: Path) -> None:
+    def __init__(self, port: int, service: str, owner: str, state_dir: Path, ports_hint: str = "") -> None:
         self.port = port
         self.service = service
         by = f" by {owner}" if owner else ""
+        hint = ports_hint or f"{ENV_PREFIX}PORT_BASE (or {ENV_PREFIX}PORT_<SERVICE>)"
         super().__init__(
             f"port {port} (for {service}) is already in use{by}, and it is not a healthy test bed "
-            f"recorded in {state_dir}. Stop whatever holds it, or choose other ports with "
-            f"{ENV_PREFIX}PORT_BASE (or {ENV_PREFIX}PORT_<SERVICE>)."
+            f"recorded in {state_dir}. Stop whatever holds it, or choose other ports with {hint}."
         )
 
 

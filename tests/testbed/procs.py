@@ -25,6 +25,7 @@ __all__ = [
     "port_listens",
     "port_owner",
     "process_start_time",
+    "rss_bytes",
     "signal_process",
     "tail",
     "wait_until",
@@ -45,6 +46,15 @@ def process_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot, or None when there is no such process."""
     fields = _stat_fields(pid)
     return int(fields[19]) if fields else None
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (VmRSS), 0 when there is no such process."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def is_alive(pid: int | None, start_time: int | None = None) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -26,10 +26,12 @@ from typing import Final
 __all__ = [
     "LISTENERS",
     "SASL_MECHANISMS",
+    "SCRAM_JAAS",
     "SCRAM_MECHANISMS",
     "USERNAME",
     "KafkaSecurity",
     "SecurityError",
+    "scram_format_args",
     "write_properties",
 ]
 
@@ -38,6 +40,8 @@ SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SCRAM_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 # Listener name -> security protocol, besides PLAINTEXT (and the controller's CONTROLLER).
 LISTENERS: Final = {"SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL", "SSL": "SSL"}
+# A listener's JAAS config for SCRAM: the credentials themselves are in the metadata log.
+SCRAM_JAAS: Final = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 _DAYS: Final = "3650"
 _CURVE: Final = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
@@ -134,10 +138,7 @@ class KafkaSecurity:
 
     def format_args(self) -> list[str]:
         """StorageTool ``format`` arguments that store the SCRAM credentials in the metadata log."""
-        args: list[str] = []
-        for mechanism in SCRAM_MECHANISMS:
-            args += ["--add-scram", f"{mechanism}=[name={USERNAME},password={self.password}]"]
-        return args
+        return scram_format_args(USERNAME, self.password)
 
     def broker_properties(self) -> dict[str, str]:
         """Server properties of the SASL_PLAINTEXT, SASL_SSL and SSL listeners (not their addresses)."""
@@ -145,7 +146,6 @@ class KafkaSecurity:
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
             f'user_{USERNAME}="{self.password}";'
         )
-        scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         props = {
             "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
             "ssl.keystore.type": "PEM",
@@ -154,7 +154,7 @@ class KafkaSecurity:
         for listener in ("sasl_plaintext", "sasl_ssl"):
             props[f"listener.name.{listener}.plain.sasl.jaas.config"] = plain_jaas
             for mechanism in SCRAM_MECHANISMS:
-                props[f"listener.name.{listener}.{mechanism.lower()}.sasl.jaas.config"] = scram_jaas
+                props[f"listener.name.{listener}.{mechanism.lower()}.sasl.jaas.config"] = SCRAM_JAAS
         props |= {
             "listener.name.ssl.ssl.client.auth": "required",
             "listener.name.ssl.ssl.truststore.type": "PEM",
@@ -191,6 +191,16 @@ class KafkaSecurity:
                 "ssl.key.location": str(self.client_key_file),
             }
         return props
+
+
+def scram_format_args(
+    username: str, password: str, mechanisms: Sequence[str] = SCRAM_MECHANISMS
+) -> list[str]:
+    """StorageTool ``format`` arguments that store ``username``'s SCRAM credentials in the metadata log."""
+    args: list[str] = []
+    for mechanism in mechanisms:
+        args += ["--add-scram", f"{mechanism}=[name={username},password={password}]"]
+    return args
 
 
 def write_properties(path: Path, properties: Mapping[str, str]) -> Path:

@@ -61,7 +61,18 @@ def test_a_replica_that_stops_leading_stops_exporting_leader_gauges() -> None:
 def test_kafka_up_says_whether_kafka_answers() -> None:
     metrics = Metrics()
     metrics.record_admin_request("alter_configs", "error", 0.01)  # Kafka refused one topic's change
-    assert "durabletopic_kafka_up 1.0" in metrics.text()
+    assert 'durabletopic_kafka_up{cluster="default"} 1.0' in metrics.text()
     metrics.record_admin_request("describe_topics", "unreachable", 10.0)
-    assert "durabletopic_kafka_up 0.0" in metrics.text()
-    assert 'durabletopic_admin_requests_total{op="describe_topics",result="error"} 1.0' in metrics.text()
+    metrics.record_admin_request("describe_topics", "ok", 0.01, cluster="b")
+    assert 'durabletopic_kafka_up{cluster="default"} 0.0' in metrics.text()
+    assert 'durabletopic_kafka_up{cluster="b"} 1.0' in metrics.text(), (
+        "one cluster down says nothing of another"
+    )
+    assert (
+        'durabletopic_admin_requests_total{cluster="default",op="describe_topics",result="error"} 1.0'
+        in metrics.text()
+    )
+    metrics.forget_cluster("b")
+    assert 'durabletopic_kafka_up{cluster="b"}' not in metrics.text(), (
+        "a cluster that is gone is not up or down"
+    )

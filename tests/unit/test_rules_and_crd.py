@@ -8,12 +8,17 @@ import pytest
 import yaml
 
 from durabletopic.core import rules
-from durabletopic.core.model import Policy
+from durabletopic.core.model import DurableTopicSpec, Policy
 from durabletopic.core.tenancy import internal
 from durabletopic.core.tenancy.rules import TENANCY_RULES, cel
 from durabletopic.tools.generate import outputs, render_crd
 
 ROOT = Path(__file__).resolve().parents[2]
+CRD_FILES = (
+    "durabletopics.durabletopic.dev.yaml",
+    "durabilitypolicies.durabletopic.dev.yaml",
+    "kafkaclusters.durabletopic.dev.yaml",
+)
 
 
 def test_committed_crd_is_the_generated_one() -> None:
@@ -80,6 +85,10 @@ def test_crd_contract_names() -> None:
             "spec.config[retention.ms]",
             "config-value-length",
         ),
+        ({"partitions": 1, "clusterRef": {}}, "spec.clusterRef.name", "cluster-ref-name"),
+        ({"partitions": 1, "clusterRef": {"name": ""}}, "spec.clusterRef.name", "cluster-ref-name"),
+        ({"partitions": 1, "clusterRef": {"name": "c" * 254}}, "spec.clusterRef.name", "cluster-ref-name"),
+        ({"partitions": 1, "clusterRef": "prod"}, "spec.clusterRef", "cluster-ref-name"),
     ],
 )
 def test_bad_specs_name_field_and_rule(spec: dict[str, object], field: str, rule: str) -> None:
@@ -90,6 +99,7 @@ def test_bad_specs_name_field_and_rule(spec: dict[str, object], field: str, rule
 
 def test_good_spec_passes() -> None:
     assert rules.check_spec({"partitions": 3, "config": {"retention.ms": "1000"}}, "orders") == []
+    assert rules.check_spec({"partitions": 3, "clusterRef": {"name": "prod-eu"}}, "orders") == []
 
 
 def test_transitions() -> None:
@@ -99,6 +109,49 @@ def test_transitions() -> None:
     assert [
         v.rule for v in rules.check_transition({"partitions": 3}, {"partitions": 3, "topicName": "x"})
     ] == ["topic-name-immutable"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "refused"),
+    [
+        ({"name": "a"}, {"name": "b"}, True),
+        (None, {"name": "a"}, True),
+        ({"name": "a"}, None, True),
+        ({"name": "a"}, {"name": "a"}, False),
+        (None, None, False),
+    ],
+)
+def test_cluster_ref_is_immutable(
+    old: dict[str, str] | None, new: dict[str, str] | None, refused: bool
+) -> None:
+    def spec(ref: dict[str, str] | None) -> dict[str, object]:
+        return {"partitions": 1} if ref is None else {"partitions": 1, "clusterRef": ref}
+
+    violations = rules.check_transition(spec(old), spec(new))
+    assert [(v.field, v.rule) for v in violations] == (
+        [("spec.clusterRef", "cluster-ref-immutable")] if refused else []
+    )
+
+
+def test_cluster_ref_in_the_crd() -> None:
+    version = yaml.safe_load(render_crd())["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    ref = spec["properties"]["clusterRef"]
+    assert ref["type"] == "object" and ref["required"] == ["name"]
+    assert "default cluster" in ref["description"]
+    assert ref["properties"]["name"] == {
+        "type": "string",
+        "description": ref["properties"]["name"]["description"],
+        "minLength": 1,
+        "maxLength": 253,
+    }
+    assert "clusterRef" not in spec["required"]
+    [immutable] = [v for v in spec["x-kubernetes-validations"] if v.get("fieldPath") == ".clusterRef"]
+    assert "oldSelf.clusterRef" in immutable["rule"]
+    # The typed model reads it as the CRD stores it.
+    typed = DurableTopicSpec.model_validate({"partitions": 1, "clusterRef": {"name": "prod-eu"}})
+    assert typed.cluster_ref is not None and typed.cluster_ref.name == "prod-eu"
+    assert DurableTopicSpec.model_validate({"partitions": 1}).cluster_ref is None
 
 
 def test_floors_name_field_and_floor() -> None:
@@ -113,7 +166,10 @@ def test_chart_carries_the_same_crd() -> None:
 
 
 def test_every_generated_file_is_committed() -> None:
-    stale = [path for path, text in outputs().items() if (ROOT / path).read_text() != text]
+    generated = outputs()
+    for name in CRD_FILES:
+        assert {f"crds/{name}", f"charts/durable-topic-operator/crds/{name}"} <= set(generated), name
+    stale = [path for path, text in generated.items() if (ROOT / path).read_text() != text]
     assert stale == [], "run `make generate` after changing the model or the rules"
 
 

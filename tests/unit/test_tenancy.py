@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from durabletopic.core.conditions import says_nothing_new
 from durabletopic.core.model import DurableTopicSpec
 from durabletopic.core.tenancy import internal
 from durabletopic.core.tenancy.model import Adoption, NamespaceSelector, TenantPolicy
@@ -19,7 +20,7 @@ from durabletopic.core.tenancy.rules import (
     check_request,
     governing,
 )
-from durabletopic.core.tenancy.status import Governed, conflicts, policy_status, unchanged
+from durabletopic.core.tenancy.status import Governed, conflicts, policy_status
 
 
 def tenant(name: str = "p", **spec: Any) -> TenantPolicy:
@@ -205,11 +206,36 @@ def test_policy_status() -> None:
         ("Conflicting", "True", "OverlappingPrefixes"),
     ]
     later = policy_status(policy, Governed(2, 5, 1), ["b"], status, "2026-11-28T13:00:00Z")
-    assert unchanged(later, status)
+    assert says_nothing_new(later, status)
     assert later["conditions"][0]["lastTransitionTime"] == "2026-11-28T12:00:00Z"
     broken = TenantPolicy.from_body({"metadata": {"name": "x"}, "spec": {"adoption": "Sometimes"}})
     assert policy_status(broken, Governed(), [], {}, "t")["conditions"][0]["reason"] == "InvalidPolicy"
 
 
+def test_allowed_clusters() -> None:
+    prod = tenant("prod-only", allowedClusters=["prod-eu", "prod-us"])
+    assert rules_of([prod], request(clusterRef={"name": "prod-us"})) == []
+    assert rules_of([prod], request(clusterRef={"name": "dev"})) == [
+        ("prod-only", "allowed-clusters", "spec.clusterRef.name")
+    ]
+    [violation] = check_request([prod], request(clusterRef={"name": "dev"}))
+    assert "(dev) is not among the KafkaClusters DurabilityPolicy prod-only allows (prod-eu, prod-us)" in (
+        violation.message
+    )
+    # Without clusterRef the topic goes to the default cluster: always allowed, even by an empty list.
+    nothing_named = tenant("default-only", allowedClusters=[])
+    assert rules_of([prod, nothing_named], request()) == []
+    assert request().cluster is None
+    assert rules_of([nothing_named], request(clusterRef={"name": "prod-eu"})) == [
+        ("default-only", "allowed-clusters", "spec.clusterRef.name")
+    ]
+    # Absent: any cluster. With several policies, a cluster every one allows.
+    assert rules_of([tenant("any")], request(clusterRef={"name": "dev"})) == []
+    eu = tenant("eu", allowedClusters=["prod-eu"])
+    assert rules_of([prod, eu], request(clusterRef={"name": "prod-us"})) == [
+        ("eu", "allowed-clusters", "spec.clusterRef.name")
+    ]
+
+
 def test_every_rule_has_a_name_for_the_metrics() -> None:
-    assert len(set(RULE_NAMES)) == len(RULE_NAMES) == 11
+    assert len(set(RULE_NAMES)) == len(RULE_NAMES) == 12

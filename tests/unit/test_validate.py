@@ -82,7 +82,7 @@ def test_good_manifest_passes(entry: corpus.Entry) -> None:
 def test_whole_corpus_directories(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", str(corpus.CORPUS / "good")]) == 0
     assert (
-        "valid: 6 DurableTopic(s) in 5 file(s), 0 invalid, 1 other object(s) skipped"
+        "valid: 7 DurableTopic(s) in 6 file(s), 0 invalid, 1 other object(s) skipped"
         in capsys.readouterr().out
     )
     # bad/ holds unreadable files: exit 2 wins; the readable ones are still reported.

@@ -122,3 +122,50 @@ matchExpressions:
   resources: ["configmaps"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+The Secrets and ConfigMaps the operator may read, as JSON: namespace -> {secrets: [names],
+configMaps: [names]}, from the specs of kafkaClusters and from clusterSecretAccess.
+*/}}
+{{- define "dto.clusterSourceAccess" -}}
+{{- $access := dict }}
+{{- range $i, $cluster := .Values.kafkaClusters }}
+{{- $where := printf "kafkaClusters[%d] (%s): spec" $i $cluster.name }}
+{{- $spec := $cluster.spec | default dict }}
+{{- $authentication := $spec.authentication | default dict }}
+{{- range $method := list "sasl" "mutualTls" }}
+{{- with get $authentication $method }}
+{{- $ref := .secretRef | default dict }}
+{{- $namespace := required (printf "%s.authentication.%s.secretRef.namespace is required" $where $method) $ref.namespace }}
+{{- $name := required (printf "%s.authentication.%s.secretRef.name is required" $where $method) $ref.name }}
+{{- include "dto.grantSource" (list $access $namespace "secrets" $name) }}
+{{- end }}
+{{- end }}
+{{- $tls := $spec.tls | default dict }}
+{{- with $tls.caRef }}
+{{- $kind := eq (.kind | default "Secret") "ConfigMap" | ternary "configMaps" "secrets" }}
+{{- $namespace := required (printf "%s.tls.caRef.namespace is required" $where) .namespace }}
+{{- $name := required (printf "%s.tls.caRef.name is required" $where) .name }}
+{{- include "dto.grantSource" (list $access $namespace $kind $name) }}
+{{- end }}
+{{- end }}
+{{- range .Values.clusterSecretAccess }}
+{{- $namespace := .namespace }}
+{{- range .secrets }}
+{{- include "dto.grantSource" (list $access $namespace "secrets" .) }}
+{{- end }}
+{{- range .configMaps }}
+{{- include "dto.grantSource" (list $access $namespace "configMaps" .) }}
+{{- end }}
+{{- end }}
+{{- toJson $access }}
+{{- end }}
+
+{{/* Adds a name to what the operator may read: (list $access namespace "secrets"|"configMaps" name). */}}
+{{- define "dto.grantSource" -}}
+{{- $access := index . 0 }}
+{{- $namespace := index . 1 }}
+{{- $names := get $access $namespace | default dict }}
+{{- $_ := set $names (index . 2) (append (get $names (index . 2) | default list) (index . 3) | uniq | sortAlpha) }}
+{{- $_ := set $access $namespace $names }}
+{{- end }}

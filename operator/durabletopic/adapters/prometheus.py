@@ -11,6 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from durabletopic.core.health import ReplicaHealth
 from durabletopic.core.model import ObjectRef
 
+# The `cluster` label of the operator's own bootstrap servers (no KafkaCluster object).
+DEFAULT_CLUSTER = "default"
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -43,26 +46,29 @@ class Metrics:
         self.under_replicated = Gauge(
             "durabletopic_partitions_under_replicated",
             "Partitions whose ISR is smaller than their replicas.",
-            ["topic"],
+            ["cluster", "topic"],
             registry=r,
         )
         self.under_min_isr = Gauge(
             "durabletopic_partitions_under_min_isr",
             "Partitions with no leader or fewer in-sync replicas than min.insync.replicas: acks=all producers fail.",
-            ["topic"],
+            ["cluster", "topic"],
             registry=r,
         )
         self.at_min_isr = Gauge(
             "durabletopic_partitions_at_min_isr",
             "Partitions exactly at min.insync.replicas: one more failure stops acks=all producers.",
-            ["topic"],
+            ["cluster", "topic"],
             registry=r,
         )
         self.offline = Gauge(
-            "durabletopic_partitions_offline", "Partitions with no leader.", ["topic"], registry=r
+            "durabletopic_partitions_offline", "Partitions with no leader.", ["cluster", "topic"], registry=r
         )
         self.audit_findings = Gauge(
-            "durabletopic_audit_findings", "Cluster audit findings by rule.", ["rule", "severity"], registry=r
+            "durabletopic_audit_findings",
+            "Cluster audit findings by rule.",
+            ["cluster", "rule", "severity"],
+            registry=r,
         )
         self.policy_violations = Gauge(
             "durabletopic_policy_violations",
@@ -86,18 +92,19 @@ class Metrics:
         self.kafka_up = Gauge(
             "durabletopic_kafka_up",
             "1 when Kafka answered the last admin request (even with a refusal), 0 when no broker answered.",
+            ["cluster"],
             registry=r,
         )
         self.admin_requests = Counter(
             "durabletopic_admin_requests_total",
             "Kafka admin requests by operation and result.",
-            ["op", "result"],
+            ["cluster", "op", "result"],
             registry=r,
         )
         self.admin_request_duration = Histogram(
             "durabletopic_admin_request_duration_seconds",
             "Kafka admin request latency.",
-            ["op"],
+            ["cluster", "op"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
@@ -116,14 +123,25 @@ class Metrics:
         self.leader = Gauge("durabletopic_leader", "1 while this operator replica is the leader.", registry=r)
         self._drift_series: dict[ObjectRef, set[tuple[str, str, str]]] = {}
         self._drift_counted: dict[ObjectRef, set[tuple[str, str, str, str]]] = {}
-        self._health_topics: dict[ObjectRef, str] = {}
-        self._topic_users: collections.Counter[str] = collections.Counter()
+        self._health_topics: dict[ObjectRef, tuple[str, str]] = {}
+        self._topic_users: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._audit_series: dict[str, set[tuple[str, str]]] = {}
 
-    def record_admin_request(self, op: str, outcome: str, seconds: float) -> None:
+    def record_admin_request(
+        self, op: str, outcome: str, seconds: float, cluster: str = DEFAULT_CLUSTER
+    ) -> None:
         """`outcome`: ok; error (Kafka answered, and refused); unreachable (no broker answered)."""
-        self.admin_requests.labels(op=op, result="ok" if outcome == "ok" else "error").inc()
-        self.admin_request_duration.labels(op=op).observe(seconds)
-        self.kafka_up.set(0 if outcome == "unreachable" else 1)
+        self.admin_requests.labels(cluster=cluster, op=op, result="ok" if outcome == "ok" else "error").inc()
+        self.admin_request_duration.labels(cluster=cluster, op=op).observe(seconds)
+        self.kafka_up.labels(cluster=cluster).set(0 if outcome == "unreachable" else 1)
+
+    def forget_cluster(self, cluster: str) -> None:
+        """A KafkaCluster that is gone: its kafka_up and audit series go with it."""
+        with contextlib.suppress(KeyError):
+            self.kafka_up.remove(cluster)
+        for rule, severity in self._audit_series.pop(cluster, set()):
+            with contextlib.suppress(KeyError):
+                self.audit_findings.remove(cluster, rule, severity)
 
     def record_api_request(self, method: str, result: str, seconds: float) -> None:
         self.api_requests.labels(method=method, result=result).inc()
@@ -164,6 +182,7 @@ class Metrics:
             self._drift_series.clear()
             self._health_topics.clear()
             self._topic_users.clear()
+            self._audit_series.clear()
 
     def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None:
         """The drift gauges of one DurableTopic: exactly `keys` (key, severity) are 1."""
@@ -178,17 +197,20 @@ class Metrics:
         else:
             self._drift_series.pop(ref, None)
 
-    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None:
+    def set_health(
+        self, ref: ObjectRef, topic: str, health: ReplicaHealth, cluster: str = DEFAULT_CLUSTER
+    ) -> None:
+        key = (cluster, topic)
         previous = self._health_topics.get(ref)
-        if previous != topic:
+        if previous != key:
             if previous is not None:
                 self._release_topic(previous)
-            self._health_topics[ref] = topic
-            self._topic_users[topic] += 1
-        self.under_replicated.labels(topic).set(health.under_replicated)
-        self.under_min_isr.labels(topic).set(health.under_min_isr)
-        self.at_min_isr.labels(topic).set(health.at_min_isr)
-        self.offline.labels(topic).set(health.offline)
+            self._health_topics[ref] = key
+            self._topic_users[key] += 1
+        self.under_replicated.labels(*key).set(health.under_replicated)
+        self.under_min_isr.labels(*key).set(health.under_min_isr)
+        self.at_min_isr.labels(*key).set(health.at_min_isr)
+        self.offline.labels(*key).set(health.offline)
 
     def forget(self, ref: ObjectRef) -> None:
         """Drops every series of a deleted DurableTopic, each in O(1)."""
@@ -200,23 +222,27 @@ class Metrics:
         if topic is not None:
             self._release_topic(topic)
 
-    def _release_topic(self, topic: str) -> None:
-        """One object less exports the health of `topic`; the last one takes the series away."""
-        self._topic_users[topic] -= 1
-        if self._topic_users[topic] <= 0:
-            del self._topic_users[topic]
-            self._remove_health(topic)
+    def _release_topic(self, key: tuple[str, str]) -> None:
+        """One object less exports the health of the topic (cluster, name); the last one takes the
+        series away."""
+        self._topic_users[key] -= 1
+        if self._topic_users[key] <= 0:
+            del self._topic_users[key]
+            self._remove_health(key)
 
-    def _remove_health(self, topic: str) -> None:
+    def _remove_health(self, key: tuple[str, str]) -> None:
         for gauge in (self.under_replicated, self.under_min_isr, self.at_min_isr, self.offline):
             with contextlib.suppress(KeyError):
-                gauge.remove(topic)
+                gauge.remove(*key)
 
-    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """The audit gauges: exactly the (rule, severity) pairs found, with their counts."""
-        self.audit_findings.clear()
+    def set_audit(self, counts: Mapping[tuple[str, str], int], cluster: str = DEFAULT_CLUSTER) -> None:
+        """The audit gauges of one cluster: exactly the (rule, severity) pairs found, with their counts."""
+        for rule, severity in self._audit_series.pop(cluster, set()) - set(counts):
+            with contextlib.suppress(KeyError):
+                self.audit_findings.remove(cluster, rule, severity)
         for (rule, severity), count in counts.items():
-            self.audit_findings.labels(rule=rule, severity=severity).set(count)
+            self.audit_findings.labels(cluster=cluster, rule=rule, severity=severity).set(count)
+        self._audit_series[cluster] = set(counts)
 
     def set_policies(
         self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]

@@ -15,6 +15,7 @@ import kopf
 
 from durabletopic.adapters.kafka.admin import KafkaAdmin
 from durabletopic.adapters.kafka.clientconfig import read_client_properties
+from durabletopic.adapters.kafka.connector import KafkaConnector
 from durabletopic.adapters.kafka.reassign import Reassigner
 from durabletopic.adapters.kubernetes.client import KubeApi, load_configuration
 from durabletopic.adapters.kubernetes.lease import LeaderElector
@@ -23,16 +24,18 @@ from durabletopic.adapters.prometheus import Metrics
 from durabletopic.app.settings import OperatorSettings
 from durabletopic.core import crd
 from durabletopic.core.tenancy import crd as policy_crd
-from durabletopic.loop.audit import audit_periodically
-from durabletopic.loop.controller import Controller, utc_now
+from durabletopic.loop.clusters import ClusterLink, settings_link
+from durabletopic.loop.controller import metric_cluster, utc_now
+from durabletopic.loop.fleet import Fleet
 from durabletopic.loop.leadership import reconcile_while_leader
-from durabletopic.loop.store import Store
+from durabletopic.loop.store import SETTINGS_CLUSTER, Store
 from durabletopic.loop.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "durabletopic.dev"
 LEASE_NAME = "durable-topic-operator"
+CLUSTERS = "kafkaclusters"
 
 
 class EndlessBackoffs:
@@ -59,22 +62,26 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def build_registry(controller: Controller) -> kopf.OperatorRegistry:
-    """kopf only watches: every event goes to the controller, which decides what to do."""
+def build_registry(fleet: Fleet) -> kopf.OperatorRegistry:
+    """kopf only watches: every event goes to the fleet, which decides what to do."""
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
     async def durabletopic_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-        controller.observe_event(event.get("type"), body)
+        fleet.observe_event(event.get("type"), body)
 
     @kopf.on.event(policy_crd.GROUP, policy_crd.VERSION, policy_crd.PLURAL, registry=registry)
     async def policy_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-        controller.observe_policy_event(event.get("type"), body)
+        fleet.observe_policy_event(event.get("type"), body)
+
+    @kopf.on.event(crd.GROUP, crd.VERSION, CLUSTERS, registry=registry)
+    async def cluster_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        fleet.observe_cluster_event(event.get("type"), body)
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-        controller.observe_namespace_event(event.get("type"), body)
+        fleet.observe_namespace_event(event.get("type"), body)
 
     return registry
 
@@ -84,30 +91,42 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     client_config = read_client_properties(settings.kafka_config_file) if settings.kafka_config_file else {}
-    kafka = KafkaAdmin(settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request)
+
+    def record(cluster: str, op: str, outcome: str, seconds: float) -> None:
+        metrics.record_admin_request(op, outcome, seconds, cluster)
+
+    settings_clients: ClusterLink | None = None
+    if not settings.default_cluster:
+        label = metric_cluster(SETTINGS_CLUSTER)
+        settings_clients = settings_link(
+            KafkaAdmin(settings.bootstrap_servers, client_config, on_request=lambda *a: record(label, *a)),
+            Reassigner(settings.bootstrap_servers, client_config, on_request=lambda *a: record(label, *a)),
+        )
     api = KubeApi(
         load_configuration(kubeconfig),
         concurrency=settings.status_writers,
         on_request=metrics.record_api_request,
     )
-    controller = Controller(
+    fleet = Fleet(
         store=Store(),
-        kafka=kafka,
         kube=DurableTopicRequests(
             api, reporting_instance=socket.gethostname(), now=utc_now, namespaces=settings.namespaces
         ),
         metrics=metrics,
         policy=settings.policy,
-        batch_size=settings.batch_size,
-        sweep_interval=settings.sweep_interval_seconds,
-        resync_interval=settings.resync_interval_seconds,
-        reassigner=Reassigner(
-            settings.bootstrap_servers, client_config, on_request=metrics.record_admin_request
-        ),
-        throttle_bytes_per_second=settings.reassignment_throttle_bytes_per_second,
+        connector=KafkaConnector(record, metric_cluster),
+        settings_link=settings_clients,
+        default_cluster=settings.default_cluster,
         tenancy=Tenancy(settings.internal_topic_exceptions),
+        resync_interval=settings.resync_interval_seconds,
+        audit_interval=settings.audit_interval_seconds,
+        controller_settings={
+            "batch_size": settings.batch_size,
+            "sweep_interval": settings.sweep_interval_seconds,
+            "throttle_bytes_per_second": settings.reassignment_throttle_bytes_per_second,
+        },
     )
-    registry = build_registry(controller)
+    registry = build_registry(fleet)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     log.info(
         "durabletopic operator starting: kafka %s, namespaces %s, floors RF %d / min ISR %d",
@@ -129,10 +148,7 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
         else None
     )
 
-    def audit_loop() -> list[Any]:
-        return [audit_periodically(kafka, metrics, settings.policy, settings.audit_interval_seconds)]
-
-    leading = asyncio.create_task(reconcile_while_leader(controller, elector, metrics, audit_loop))
+    leading = asyncio.create_task(reconcile_while_leader(fleet, elector, metrics))
     try:
         await kopf.operator(
             registry=registry,
@@ -150,4 +166,4 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
             await elector.release()
         await api.close()
         await lease_api.close()
-        kafka.close()
+        fleet.close()

@@ -58,6 +58,11 @@ class OperatorSettings(BaseModel):
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"),
         description="Namespace of the Lease `durable-topic-operator` (default: the pod's namespace).",
     )
+    default_cluster: str = Field(
+        default="",
+        description="The KafkaCluster that DurableTopics without spec.clusterRef use; empty: the bootstrap "
+        "servers (and client properties) of these settings.",
+    )
     internal_topic_exceptions: tuple[str, ...] = Field(
         default=(),
         description="Internal or system topics (names starting with __, _schemas, connect-configs, "

@@ -1,4 +1,4 @@
-"""`durabletopic audit`: the cluster's durability, with no Kubernetes."""
+"""`durabletopic audit`: the cluster's durability, with no Kubernetes (unless --cluster names a KafkaCluster)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ from typing import Any
 from durabletopic.commands.common import (
     add_floor_flags,
     add_kafka_flags,
-    client_config_from,
+    kafka_target_from,
     policy_from,
     quiet_librdkafka,
 )
 from durabletopic.core import audit
 from durabletopic.core.findings import Finding
+from durabletopic.tools.clusterref import KafkaTarget, TargetError
 
 
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "audit",
-        help="audit a Kafka cluster's durability, no Kubernetes needed",
+        help="audit a Kafka cluster's durability, no Kubernetes needed (unless --cluster)",
         description="Check every topic and the broker defaults against the durability floors. "
         "Exit 0 compliant, 1 findings, 2 cannot run.",
     )
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from durabletopic.loop.audit import read_cluster
     from durabletopic.loop.ports import KafkaAdminError
 
-    async def collect() -> list[Finding]:
-        kafka = KafkaAdmin(args.bootstrap_servers, client_config_from(args), request_timeout_s=args.timeout)
+    async def collect(target: KafkaTarget) -> list[Finding]:
+        kafka = KafkaAdmin(target.bootstrap_servers, target.client_config, request_timeout_s=args.timeout)
         try:
             topics, broker = await asyncio.wait_for(read_cluster(kafka), args.timeout * 3)
         finally:
@@ -47,10 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_librdkafka()
     try:
-        findings = asyncio.run(collect())
+        target = kafka_target_from(args)
+    except (TargetError, OSError) as error:
+        print(f"durabletopic audit: {error}", file=sys.stderr)
+        return 2
+    try:
+        findings = asyncio.run(collect(target))
     except (KafkaAdminError, TimeoutError, OSError, ValueError) as error:
         print(
-            f"durabletopic audit: cannot audit {args.bootstrap_servers}: {error or type(error).__name__}",
+            f"durabletopic audit: cannot audit {target}: {error or type(error).__name__}",
             file=sys.stderr,
         )
         return 2

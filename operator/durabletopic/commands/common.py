@@ -8,16 +8,36 @@ from pathlib import Path
 
 from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER, read_client_properties
 from durabletopic.core.model import DEFAULT_MIN_INSYNC_REPLICAS, DEFAULT_REPLICATION_FACTOR, Policy
-from durabletopic.tools import tenancy
+from durabletopic.tools import clusterref, tenancy
+from durabletopic.tools.clusterref import KafkaTarget
+
+
+def add_kafka_target_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """Where Kafka is: --bootstrap-servers, or --cluster, a KafkaCluster read through a kubeconfig."""
+    target = parser.add_mutually_exclusive_group(required=required)
+    target.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, host:port[,...]")
+    target.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="the KafkaCluster NAME: its bootstrap servers and credentials (the Secrets and ConfigMaps it "
+        "names) are read through --kubeconfig, and Kafka must report its clusterId (spec, else status)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        default=None,
+        help="the kubeconfig of --cluster (default: $KUBECONFIG, else ~/.kube/config, as kubectl)",
+    )
+    parser.add_argument(
+        "--kafka-config-file",
+        type=Path,
+        default=None,
+        help="extra librdkafka properties, key=value lines (with --cluster, the KafkaCluster's win)",
+    )
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument(
-        "--bootstrap-servers", required=required, help="Kafka bootstrap servers, host:port[,...]"
-    )
-    parser.add_argument(
-        "--kafka-config-file", type=Path, default=None, help="extra librdkafka properties, key=value lines"
-    )
+    add_kafka_target_flags(parser, required=required)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)")
 
 
@@ -109,6 +129,18 @@ def tenancy_from(args: argparse.Namespace) -> tenancy.TenancyInput:
 
 def client_config_from(args: argparse.Namespace) -> dict[str, str]:
     return read_client_properties(args.kafka_config_file) if args.kafka_config_file else {}
+
+
+def kafka_target_from(args: argparse.Namespace, timeout_s: float | None = None) -> KafkaTarget:
+    """The Kafka of the kafka target flags, with its client properties; with --cluster, checked to be the
+    cluster the KafkaCluster must be. Raises TargetError, or OSError for an unreadable properties file."""
+    return clusterref.resolve(
+        args.bootstrap_servers,
+        args.cluster,
+        kubeconfig=args.kubeconfig,
+        base_config=client_config_from(args),
+        timeout_s=args.timeout if timeout_s is None else timeout_s,
+    )
 
 
 def quiet_librdkafka() -> None:

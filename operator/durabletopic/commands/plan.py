@@ -14,7 +14,7 @@ from durabletopic.commands.common import (
     add_floor_flags,
     add_kafka_flags,
     add_tenancy_flags,
-    client_config_from,
+    kafka_target_from,
     policy_from,
     quiet_librdkafka,
     tenancy_from,
@@ -22,6 +22,7 @@ from durabletopic.commands.common import (
 from durabletopic.core import rules
 from durabletopic.core.model import ClusterInfo, ObservedTopic
 from durabletopic.tools import validate
+from durabletopic.tools.clusterref import TargetError
 from durabletopic.tools.planview import (
     EXIT_ERROR,
     TopicPlanView,
@@ -117,17 +118,20 @@ def run(args: argparse.Namespace) -> int:
     if names:
         quiet_librdkafka()
         try:
+            target = kafka_target_from(args)
+        except (TargetError, OSError) as error:
+            print(f"durabletopic plan: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        try:
             observed, cluster = asyncio.run(
                 asyncio.wait_for(
-                    read_kafka(args.bootstrap_servers, client_config_from(args), args.timeout, names),
+                    read_kafka(target.bootstrap_servers, target.client_config, args.timeout, names),
                     args.timeout * 3 + 5,
                 )
             )
         except (KafkaAdminError, TimeoutError, OSError, ValueError) as error:
             reason = str(error) or type(error).__name__
-            print(
-                f"durabletopic plan: cannot read Kafka at {args.bootstrap_servers}: {reason}", file=sys.stderr
-            )
+            print(f"durabletopic plan: cannot read Kafka at {target}: {reason}", file=sys.stderr)
             return EXIT_ERROR
     apply_plans(views, observed, cluster, policy)
     if args.output == "json":

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from durabletopic.commands.common import client_config_from, quiet_librdkafka
+from durabletopic.commands.common import add_kafka_target_flags, kafka_target_from, quiet_librdkafka
+
+# The limit of reading the KafkaCluster and of checking Kafka's cluster id (--timeout is a phase's).
+CLUSTER_CHECK_TIMEOUT_S = 30.0
 
 
 def register(commands: Any) -> None:
@@ -22,10 +24,7 @@ def register(commands: Any) -> None:
         "Exit 0 when every acknowledged message was read, 1 when one is missing, 2 when the probe "
         "cannot run (or a fault or recover command failed).",
     )
-    parser.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap servers, host:port[,...]")
-    parser.add_argument(
-        "--kafka-config-file", type=Path, default=None, help="extra librdkafka properties, key=value lines"
-    )
+    add_kafka_target_flags(parser)
     parser.add_argument("--topic", required=True, help="an existing topic (the probe creates none)")
     parser.add_argument("--messages", type=int, default=10000, help="how many messages (default 10000)")
     parser.add_argument("--fault-cmd", default=None, help="shell command run once half the messages are sent")
@@ -65,6 +64,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from durabletopic.tools.clusterref import TargetError
     from durabletopic.tools.probe import Probe, ProbeConfig, ProbeError, render_table
 
     def cannot(why: str) -> int:
@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return cannot("--max-retries must be between 0 and 100")
     quiet_librdkafka()
     try:
+        target = kafka_target_from(args, timeout_s=min(args.timeout, CLUSTER_CHECK_TIMEOUT_S))
         config = ProbeConfig(
-            bootstrap_servers=args.bootstrap_servers,
+            bootstrap_servers=target.bootstrap_servers,
             topic=args.topic,
             messages=args.messages,
             acks=args.acks,
@@ -90,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
             delivery_timeout_s=args.delivery_timeout,
             max_retries=args.max_retries,
             rate=args.rate,
-            client_config=client_config_from(args),
+            client_config=target.client_config,
         )
         report = Probe(config).run()
-    except (ProbeError, OSError) as error:
+    except (ProbeError, TargetError, OSError) as error:
         return cannot(str(error))
     if args.output == "json":
         print(json.dumps(report.as_dict(), indent=2))

@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
         metavar="PATH",
         help="the manifests as they are now (e.g. the main branch): each object in PATH... is also checked "
         "as an update of the object of the same namespace and name here (partitions may only grow, "
-        "topicName is immutable); repeatable",
+        "topicName and clusterRef are immutable); repeatable",
     )
     parser.add_argument(
         "--strict",

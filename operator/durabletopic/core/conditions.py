@@ -171,3 +171,19 @@ def drifted_condition(entries: Sequence[Mapping[str, str]], *, reverted: bool = 
             ConditionType.DRIFTED, False, Reason.DRIFT_REVERTED, "Drift was detected and put right."
         )
     return Condition(ConditionType.DRIFTED, False, Reason.DRIFT_RESOLVED, "Kafka matches the spec again.")
+
+
+def says_nothing_new(
+    status: Mapping[str, Any], previous: Mapping[str, Any], ignore: Sequence[str] = ()
+) -> bool:
+    """A resource's new status says nothing the stored one does not (transition times and `ignore` aside)."""
+
+    def essence(s: Mapping[str, Any]) -> Any:
+        conditions = [
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"), c.get("observedGeneration"))
+            for c in s.get("conditions") or []
+        ]
+        rest = {k: v for k, v in s.items() if k != "conditions" and k not in ignore}
+        return conditions, rest
+
+    return bool(essence(status) == essence(previous))

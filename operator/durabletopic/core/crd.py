@@ -8,10 +8,13 @@ the two equal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, get_origin
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -47,9 +50,40 @@ def _cel(path: str) -> list[dict[str, str]]:
     return validations
 
 
-def _property_schema(info: FieldInfo) -> dict[str, Any]:
+def _unwrapped(annotation: Any) -> Any:
+    """The type of an optional field (`X | None`): X."""
+    if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return annotation
+
+
+def _object_schema(model: type[BaseModel], path: str, description: str | None) -> dict[str, Any]:
+    """An object of the spec (the spec itself, or one nested in it): its properties, each with its schema
+    and CEL rules, and the required ones."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, info in model.model_fields.items():
+        alias = info.alias or name
+        prop = _property_schema(info, f"{path}.{alias}")
+        if validations := _cel(f"{path}.{alias}"):
+            prop["x-kubernetes-validations"] = validations
+        properties[alias] = prop
+        if info.is_required():
+            required.append(alias)
+    schema: dict[str, Any] = {"type": "object", "description": description}
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def _property_schema(info: FieldInfo, path: str) -> dict[str, Any]:
     """A spec field's schema: its type, description, allowed values, default and bounds, from the model."""
-    annotation = info.annotation
+    annotation = _unwrapped(info.annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _object_schema(annotation, path, info.description)
     enum_values: list[str] | None = None
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
         enum_values = [str(member) for member in annotation]
@@ -76,34 +110,22 @@ def _property_schema(info: FieldInfo) -> dict[str, Any]:
 
 
 def _spec_schema() -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for name, info in DurableTopicSpec.model_fields.items():
-        alias = info.alias or name
-        prop = _property_schema(info)
-        if validations := _cel(f"spec.{alias}"):
-            prop["x-kubernetes-validations"] = validations
-        properties[alias] = prop
-        if info.is_required():
-            required.append(alias)
-    return {
-        "type": "object",
-        "description": SPEC_DESCRIPTION,
-        "required": required,
-        "properties": properties,
-        "x-kubernetes-validations": _cel("spec"),
-    }
+    schema = _object_schema(DurableTopicSpec, "spec", SPEC_DESCRIPTION)
+    schema["x-kubernetes-validations"] = _cel("spec")
+    return schema
 
 
-def condition_schema() -> dict[str, Any]:
+def _one_of(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + f" or {words[-1]}." if len(words) > 1 else f"{words[0]}."
+
+
+def condition_schema(types: Iterable[str] = ConditionType) -> dict[str, Any]:
+    """A kstatus condition whose type is one of `types`."""
     return {
         "type": "object",
         "required": ["type", "status"],
         "properties": {
-            "type": {
-                "type": "string",
-                "description": ", ".join(list(ConditionType)[:-1]) + f" or {list(ConditionType)[-1]}.",
-            },
+            "type": {"type": "string", "description": _one_of([str(t) for t in types])},
             "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
             "reason": {"type": "string", "description": "One CamelCase word saying why."},
             "message": {"type": "string", "description": "A sentence a person can act on."},

@@ -33,6 +33,7 @@ MAX_CONFIG_VALUE_LENGTH = 4096
 MAX_CONFIG_TOTAL_SIZE = 32768
 DEFAULT_REPLICATION_FACTOR = 3
 DEFAULT_MIN_INSYNC_REPLICAS = 2
+CLUSTER_NAME_MAX_LENGTH = 253  # a KafkaCluster's metadata.name
 
 
 class DeletionPolicy(StrEnum):
@@ -48,6 +49,17 @@ class DriftPolicy(StrEnum):
 def _schema(**keywords: Any) -> dict[str, Any]:
     """OpenAPI keywords of a field for the CRD's structural schema."""
     return keywords
+
+
+class ClusterRef(BaseModel):
+    """The KafkaCluster a topic lives on."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(
+        description="Name of the KafkaCluster (cluster-scoped: `kubectl get kafkaclusters`).",
+        json_schema_extra=_schema(minLength=1, maxLength=CLUSTER_NAME_MAX_LENGTH),
+    )
 
 
 class DurableTopicSpec(BaseModel):
@@ -100,6 +112,14 @@ class DurableTopicSpec(BaseModel):
         alias="driftPolicy",
         description="Enforce (default) puts right any change made to the topic behind the operator's "
         "back; Report only reports it.",
+    )
+    cluster_ref: ClusterRef | None = Field(
+        default=None,
+        alias="clusterRef",
+        description="The KafkaCluster the topic lives on. Without it the topic goes to the default cluster: the "
+        "KafkaCluster the operator is installed with as its default (Helm value defaultCluster), else the "
+        "operator's own Kafka settings. Immutable, set or absent: a topic does not move between clusters; "
+        "create a new DurableTopic for another cluster.",
     )
 
     def resolved_topic_name(self, object_name: str) -> str:

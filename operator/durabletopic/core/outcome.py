@@ -181,6 +181,19 @@ def identity_mismatch(
     return None
 
 
+def cluster_not_ready(subject: Subject, problem: str) -> Outcome:
+    """The object's Kafka cluster cannot be used (no such KafkaCluster, its Secret missing): a person
+    must act; nothing is asked of Kafka."""
+    return _stalled(
+        subject, Reason.CLUSTER_NOT_READY, f"{problem}. Kafka topic {subject.topic} is not touched."
+    )
+
+
+def wrong_cluster(subject: Subject, problem: str) -> Outcome:
+    """Kafka at the cluster's address is another cluster than the KafkaCluster must reach."""
+    return _stalled(subject, Reason.CLUSTER_ID_MISMATCH, problem)
+
+
 def policy_violation(subject: Subject, violations: Sequence[Violation]) -> Outcome:
     """The object breaks a rule of the operator or of a DurabilityPolicy: Stalled, and its topic untouched."""
     broken = "; ".join(f"{v.message} (rule {v.rule})" for v in violations)

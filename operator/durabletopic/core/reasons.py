@@ -27,6 +27,12 @@ class PolicyConditionType(StrEnum):
     CONFLICTING = "Conflicting"
 
 
+class ClusterConditionType(StrEnum):
+    """Conditions of a KafkaCluster."""
+
+    READY = "Ready"
+
+
 class Reason(StrEnum):
     """Reasons of conditions and events."""
 
@@ -60,6 +66,15 @@ class Reason(StrEnum):
     UNDER_MIN_ISR = "UnderMinIsr"
     UNDER_REPLICATED = "UnderReplicated"
     ALL_IN_SYNC = "AllInSync"
+    # A DurableTopic whose KafkaCluster cannot be used (missing, unreadable, its Secret missing)
+    CLUSTER_NOT_READY = "ClusterNotReady"
+    # KafkaCluster conditions (ClusterIdMismatch is also a DurableTopic's Stalled reason)
+    CONNECTED = "Connected"
+    UNREACHABLE = "Unreachable"
+    AUTHENTICATION_FAILED = "AuthenticationFailed"
+    CLUSTER_ID_MISMATCH = "ClusterIdMismatch"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    INVALID_SPEC = "InvalidSpec"
     # DurabilityPolicy conditions
     ENFORCED = "Enforced"
     INVALID_POLICY = "InvalidPolicy"

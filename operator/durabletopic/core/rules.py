@@ -14,6 +14,7 @@ from typing import Any
 
 from durabletopic.core.configs import DURABILITY_KEYS
 from durabletopic.core.model import (
+    CLUSTER_NAME_MAX_LENGTH,
     MAX_CONFIG_ENTRIES,
     MAX_CONFIG_KEY_LENGTH,
     MAX_CONFIG_TOTAL_SIZE,
@@ -66,6 +67,10 @@ def topic_name_problem(name: str) -> str | None:
     return None
 
 
+CLUSTER_REF_IMMUTABLE_MESSAGE = (
+    "spec.clusterRef is immutable (set or absent): a topic does not move between Kafka clusters; "
+    "create a new DurableTopic for the other cluster"
+)
 TOPIC_NAME_MESSAGE = (
     "spec.topicName must be a legal Kafka topic name: 1 to 249 characters of [a-zA-Z0-9._-], not '.' or '..'"
 )
@@ -96,6 +101,14 @@ CEL_RULES: tuple[CelRule, ...] = (
         "&& (!has(self.topicName) || self.topicName == oldSelf.topicName)",
         message="spec.topicName is immutable: create a new DurableTopic for another topic",
         field="spec.topicName",
+    ),
+    CelRule(
+        rule="cluster-ref-immutable",
+        path="spec",
+        expression="has(self.clusterRef) == has(oldSelf.clusterRef) "
+        "&& (!has(self.clusterRef) || self.clusterRef.name == oldSelf.clusterRef.name)",
+        message=CLUSTER_REF_IMMUTABLE_MESSAGE,
+        field="spec.clusterRef",
     ),
     CelRule(
         rule="durability-keys-not-in-config",
@@ -175,6 +188,7 @@ def check_spec(spec: Mapping[str, Any], object_name: str | None = None) -> list[
             )
         )
     violations += _check_config(spec.get("config", {}))
+    violations += _check_cluster_ref(spec.get("clusterRef"))
     for field, enum in (("deletionPolicy", DeletionPolicy), ("driftPolicy", DriftPolicy)):
         allowed = [str(member) for member in enum]
         value = spec.get(field)
@@ -211,7 +225,42 @@ def check_transition(old_spec: Mapping[str, Any], new_spec: Mapping[str, Any]) -
                 "spec.topicName is immutable: create a new DurableTopic for another topic",
             )
         )
+    if _cluster_ref_name(old_spec) != _cluster_ref_name(new_spec):
+        violations.append(
+            Violation("spec.clusterRef", "cluster-ref-immutable", CLUSTER_REF_IMMUTABLE_MESSAGE)
+        )
     return violations
+
+
+def _cluster_ref_name(spec: Mapping[str, Any]) -> Any:
+    """spec.clusterRef.name as the transition rule compares it; None when there is no clusterRef."""
+    ref = spec.get("clusterRef")
+    return ("clusterRef", ref.get("name")) if isinstance(ref, Mapping) else ref
+
+
+def _check_cluster_ref(ref: Any) -> list[Violation]:
+    if ref is None:
+        return []
+    field, rule = "spec.clusterRef.name", "cluster-ref-name"
+    if not isinstance(ref, Mapping):
+        return [
+            Violation("spec.clusterRef", rule, "spec.clusterRef must be an object: {name: <KafkaCluster>}")
+        ]
+    name = ref.get("name")
+    if name is None:
+        return [Violation(field, rule, f"{field} is required: the name of a KafkaCluster")]
+    if not isinstance(name, str):
+        return [Violation(field, rule, f"{field} must be a string: the name of a KafkaCluster")]
+    if not 1 <= len(name) <= CLUSTER_NAME_MAX_LENGTH:
+        return [
+            Violation(
+                field,
+                rule,
+                f"{field} must be 1 to {CLUSTER_NAME_MAX_LENGTH} characters, the name of a KafkaCluster, "
+                f"got {len(name)}",
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ async def audit_periodically(
         try:
             topics, broker = await read_cluster(kafka)
             findings = audit.audit_cluster(topics, broker, policy)
-            metrics.set_audit(audit.counts_by_rule(findings))
+            metrics.set_audit(audit.counts_by_rule(findings), "default")
             log.info("cluster audit: %d findings over %d topics", len(findings), len(topics))
         except KafkaAdminError as error:
             log.warning("cluster audit skipped: %s", error)

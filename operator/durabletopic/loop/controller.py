@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from durabletopic.core import outcome as outcomes
 from durabletopic.core.drift import reported_keys
@@ -34,9 +34,11 @@ from durabletopic.core.plan import (
     plan_topic,
     replication_in_question,
 )
+from durabletopic.core.reasons import Reason
 from durabletopic.core.rules import Violation
 from durabletopic.core.status import next_status, replicas_change
 from durabletopic.core.tenancy.rules import check_adoption
+from durabletopic.loop.clusters import ClusterLink, NoClients, settings_link
 from durabletopic.loop.deletion import Deletions, Work, subject_of
 from durabletopic.loop.moves import Mover, Moves
 from durabletopic.loop.ports import (
@@ -49,7 +51,7 @@ from durabletopic.loop.ports import (
 )
 from durabletopic.loop.profiles import ClientProfiles
 from durabletopic.loop.retry import POLL_SECONDS, Retries
-from durabletopic.loop.store import DurableTopicObject, Store
+from durabletopic.loop.store import SETTINGS_CLUSTER, DurableTopicObject, Store
 from durabletopic.loop.tenancy import Tenancy, write_policy_statuses
 from durabletopic.loop.workqueue import WorkQueue
 from durabletopic.loop.writes import FINALIZER, Writes
@@ -59,6 +61,12 @@ log = logging.getLogger(__name__)
 __all__ = ["FINALIZER", "Controller", "utc_now"]
 
 BATCH_LINGER_SECONDS = 0.02
+# The `cluster` label of the operator's own bootstrap servers.
+DEFAULT_CLUSTER_LABEL = "default"
+
+
+def metric_cluster(cluster: str) -> str:
+    return cluster or DEFAULT_CLUSTER_LABEL
 
 
 def utc_now() -> str:
@@ -70,7 +78,7 @@ class Controller:
         self,
         *,
         store: Store,
-        kafka: KafkaPort,
+        kafka: KafkaPort | None,
         kube: KubePort,
         metrics: MetricsPort,
         policy: Policy,
@@ -81,27 +89,71 @@ class Controller:
         reassigner: ReassignPort | None = None,
         throttle_bytes_per_second: int = 50 * 1024 * 1024,
         tenancy: Tenancy | None = None,
+        link: ClusterLink | None = None,
+        default_cluster: str = SETTINGS_CLUSTER,
     ) -> None:
         self.store = store
-        self.kafka = kafka
         self.kube = kube
         self.metrics = metrics
-        self.policy = policy
+        self.operator_floors = policy
         self.batch_size = batch_size
-        self.sweep_interval = sweep_interval
+        self.default_sweep_interval = sweep_interval
         self.resync_interval = resync_interval
         self.now = now
+        self.throttle_bytes_per_second = throttle_bytes_per_second
+        self.default_cluster = default_cluster
         self.queue: WorkQueue[ObjectRef] = WorkQueue()
         self.retries = Retries()
         self.writes = Writes(store, kube, retry=self._retry, gone=self.forget)
-        self.mover = Mover(kafka, reassigner, throttle_bytes_per_second)
-        self.deletions = Deletions(store, kafka, self.writes)
+        self.link = link or settings_link(kafka, reassigner)
+        self.mover = Mover(self.kafka, self.link.reassigner, throttle_bytes_per_second)
+        self.deletions = Deletions(store, self.kafka, self.writes)
+        self.attach(self.link)
         self.profiles = ClientProfiles(store, kube, self.queue)
+        # Set by a fleet of controllers: where objects to look at again are sent.
+        self.route: Callable[[Iterable[ObjectRef]], None] | None = None
         self.tenancy = tenancy or Tenancy()
         # Objects whose topic this operator created in a pass that could not see it yet: the next pass
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
         self._drained = asyncio.Event()
+
+    # ----- the cluster -----
+
+    @property
+    def cluster(self) -> str:
+        return self.link.name
+
+    @property
+    def kafka(self) -> KafkaPort:
+        return self.link.kafka or cast(KafkaPort, NoClients(self.cluster))
+
+    @property
+    def policy(self) -> Policy:
+        """The operator's floors, raised by the cluster's own."""
+        floors = self.link.floors
+        if floors is None:
+            return self.operator_floors
+        return Policy(
+            min_replication_factor=max(
+                self.operator_floors.min_replication_factor, floors.min_replication_factor
+            ),
+            min_insync_replicas=max(self.operator_floors.min_insync_replicas, floors.min_insync_replicas),
+        )
+
+    @property
+    def sweep_interval(self) -> float:
+        return self.link.sweep_interval or self.default_sweep_interval
+
+    def attach(self, link: ClusterLink) -> None:
+        """The cluster's clients, made again (new settings or credentials): later passes use them."""
+        self.link = link
+        if link.kafka is not None:
+            self.mover = Mover(link.kafka, link.reassigner, self.throttle_bytes_per_second)
+            self.deletions = Deletions(self.store, link.kafka, self.writes)
+
+    def mine(self, obj: DurableTopicObject) -> bool:
+        return obj.cluster == self.cluster
 
     # ----- events in -----
 
@@ -111,28 +163,36 @@ class Controller:
             meta = body.get("metadata", {})
             self.forget(ObjectRef(meta.get("namespace", ""), meta.get("name", "")))
             return
-        self._upsert(DurableTopicObject.from_body(body))
+        self._upsert(DurableTopicObject.from_body(body, self.default_cluster))
 
     def observe_policy_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Called for every watch event of a DurabilityPolicy: the objects it may govern are judged again."""
         if self.tenancy.observe_policy(event_type, body):
-            self.enqueue_all()
+            self.requeue(obj.ref for obj in self.store)
 
     def observe_namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Called for every watch event of a Namespace: new labels may bring other policies."""
         namespace = self.tenancy.observe_namespace(event_type, body)
         if namespace is not None:
-            for ref in self.tenancy.affected(self.store, {namespace}):
+            self.requeue(self.tenancy.affected(self.store, {namespace}))
+
+    def requeue(self, refs: Iterable[ObjectRef]) -> None:
+        """Objects to look at again, whichever cluster they are on (a fleet routes them to theirs)."""
+        if self.route is not None:
+            self.route(refs)
+            return
+        for ref in refs:
+            obj = self.store.get(ref)
+            if obj is not None and self.mine(obj):
                 self.queue.add(ref)
 
     def _upsert(self, obj: DurableTopicObject) -> None:
         previous = self.store.get(obj.ref)
-        self.tenancy.remember(obj.topic_name, obj.record.topic_id)
+        self.tenancy.remember(obj.key, obj.record.topic_id)
         if self.store.upsert(obj):
             self.queue.add(obj.ref)
             if previous is None:
-                for other in self.store.claimants(obj.topic_name):
-                    self.queue.add(other)
+                self.requeue(self.store.claimants(obj.key))
         self._count_resources()
 
     def forget(self, ref: ObjectRef) -> None:
@@ -146,17 +206,17 @@ class Controller:
         self._created_unseen.discard(ref)
         self.metrics.forget(ref)
         if removed is not None:
-            for other in self.store.claimants(removed.topic_name):
-                self.queue.add(other)
+            self.requeue(self.store.claimants(removed.key))
             # A quota it held is free for the next object of its namespace.
-            for other in self.tenancy.affected(self.store, {ref.namespace}):
-                if self.tenancy.verdicts.get(other):
-                    self.queue.add(other)
+            self.requeue(
+                r for r in self.tenancy.affected(self.store, {ref.namespace}) if self.tenancy.verdicts.get(r)
+            )
         self._count_resources()
 
     def enqueue_all(self) -> None:
         for obj in self.store:
-            self.queue.add(obj.ref)
+            if self.mine(obj):
+                self.queue.add(obj.ref)
 
     async def resync(self) -> None:
         """Makes the store hold exactly the DurableTopics that exist, from one full listing.
@@ -210,7 +270,7 @@ class Controller:
             started = time.monotonic()
             self._drained.clear()
             for obj in self.store:
-                if not obj.paused:
+                if not obj.paused and self.mine(obj):
                     self.queue.add(obj.ref)
             try:
                 await asyncio.wait_for(self._drained.wait(), self.sweep_interval * 3)
@@ -230,13 +290,22 @@ class Controller:
                     self.resync_interval,
                 )
 
+    def loops(self) -> list[Awaitable[None]]:
+        """The loops of this cluster's work."""
+        return [self.run(), self.sweep(), self.profiles.run()]
+
+    def leader_loops(self) -> list[Awaitable[None]]:
+        """Everything a leader runs when this controller is the only one."""
+        return [*self.loops(), self.resync_periodically(), self.policy_statuses()]
+
     async def policy_statuses(self) -> None:
         await write_policy_statuses(self.tenancy, self.store, self.kube, self.metrics, self.now)
 
     # ----- one pass -----
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
-        objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None]
+        # Only this cluster's objects: the clients of this pass reach no other.
+        objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None and self.mine(obj)]
         results: dict[ObjectRef, Outcome] = {}
         work: Work = []
         deleting: Work = []
@@ -251,7 +320,7 @@ class Controller:
                 if obj.deleting:
                     await self.writes.finalizer(obj, False)
                 continue
-            owner = self.store.owner(obj.topic_name, violators)
+            owner = self.store.owner(obj.key, violators)
             if obj.deleting:
                 deleting.append((obj, spec))
             elif obj.ref in violators:
@@ -269,14 +338,28 @@ class Controller:
         deleting = await self.deletions.release_without_kafka(deleting, violators, breaks)
 
         names = sorted({obj.topic_name for obj, _ in work} | {obj.topic_name for obj, _ in deleting})
-        if names:
+        unusable = self.link.problem or (
+            None if self.link.kafka else (Reason.CLUSTER_NOT_READY, "no clients")
+        )
+        if names and unusable is not None:
+            results.update(self.deletions.pending(deleting, unusable[1]))
+            for obj, _ in work:
+                results[obj.ref] = outcomes.cluster_not_ready(self._subject(obj), unusable[1])
+        elif names:
             try:
                 reads = await self.kafka.read_topics(names)
                 cluster = await self.kafka.describe_cluster()
             except KafkaUnavailable as error:
+                self.link.lost(error)
                 results.update(self.deletions.pending(deleting, f"Kafka cannot be reached ({error})"))
                 for obj, _ in work:
                     results[obj.ref] = outcomes.kafka_unavailable(str(error))
+                return await self._finish(objects, results, verdicts)
+            wrong = self.link.check(cluster, self.now())
+            if wrong is not None:
+                results.update(self.deletions.pending(deleting, wrong))
+                for obj, _ in work:
+                    results[obj.ref] = outcomes.wrong_cluster(self._subject(obj), wrong)
             else:
                 answered = [(o, s) for o, s in deleting if o.topic_name in reads.observed]
                 results.update(self._unanswered(deleting, reads, deleting=True))
@@ -308,7 +391,7 @@ class Controller:
         topics (an object that breaks a policy owns nothing)."""
         judged = {obj.ref: obj for obj in objects}
         for obj in objects:
-            for ref in self.store.claimants(obj.topic_name):
+            for ref in self.store.claimants(obj.key):
                 if ref not in judged and (other := self.store.get(ref)) is not None:
                     judged[ref] = other
         return self.tenancy.judge(self.store, judged.values())
@@ -321,7 +404,7 @@ class Controller:
             or record.topic_id
             or record.applied_generation is not None
             or obj.ref in self._created_unseen
-            or self.tenancy.operator_created(obj.topic_name, observed.topic_id)
+            or self.tenancy.operator_created(obj.key, observed.topic_id)
         ):
             return None
         return check_adoption(
@@ -453,7 +536,7 @@ class Controller:
                 if created and now_observed is not None:
                     # Known as the operator's even if this pass's outcome is dropped (the object changed
                     # meanwhile): the next pass must not take it for a topic someone else made.
-                    self.tenancy.remember(topic, now_observed.topic_id)
+                    self.tenancy.remember(obj.key, now_observed.topic_id)
         if broker_throttle_removable(move_finished, list(moves or {}), list(reassigned)):
             await self.mover.set_broker_throttle(cluster, None)
         return results
@@ -518,14 +601,16 @@ class Controller:
             if result.defer_write:
                 continue
             if result.observed is not None:
-                self.metrics.set_health(obj.ref, obj.topic_name, replica_health(result.observed))
+                self.metrics.set_health(
+                    obj.ref, obj.topic_name, replica_health(result.observed), metric_cluster(self.cluster)
+                )
             if result.drift is not None or result.plan is not None:
                 self.metrics.set_drift(obj.ref, obj.topic_name, reported_keys(result.drift or []))
             status = next_status(obj.status, obj.topic_name, obj.generation, result, self.now())
             if status is not None:
                 sends.append(self.writes.status(obj, status))
                 if result.record:
-                    self.tenancy.remember(obj.topic_name, result.record.get("topicId"))
+                    self.tenancy.remember(obj.key, result.record.get("topicId"))
         await asyncio.gather(*sends)
         self.profiles.wanted(o for o in finished if not o.deleting)
         self._count_resources()

@@ -57,11 +57,10 @@ class Deletions:
         rest: Work = []
         releases: list[Awaitable[None]] = []
         for obj, spec in deleting:
-            topic = obj.topic_name
             why = kept_before_kafka(
                 spec,
-                owner=self.store.owner(topic, violators) == obj.ref,
-                others=[str(ref) for ref in self.store.claimants(topic) if ref != obj.ref],
+                owner=self.store.owner(obj.key, violators) == obj.ref,
+                others=[str(ref) for ref in self.store.claimants(obj.key) if ref != obj.ref],
                 paused=obj.paused,
                 retain=obj.retain_topic,
                 breaks=breaks.get(obj.ref),
@@ -89,7 +88,7 @@ class Deletions:
                 spec,
                 observed.get(obj.topic_name),
                 obj.record,
-                owner=self.store.owner(obj.topic_name, violators) == obj.ref,
+                owner=self.store.owner(obj.key, violators) == obj.ref,
                 cluster_id=cluster_id,
             )
             if action is None:

@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from durabletopic.loop.controller import Controller
 from durabletopic.loop.ports import LeasePort, MetricsPort
 
 log = logging.getLogger(__name__)
+
+
+class Leading(Protocol):
+    """What the leader runs: one controller, or a fleet of them."""
+
+    async def resync(self) -> None: ...
+    def enqueue_all(self) -> None: ...
+    def leader_loops(self) -> list[Awaitable[None]]: ...
+
 
 RESTART_DELAY_SECONDS = 1.0
 RESYNC_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)
 
 
 async def reconcile_while_leader(
-    controller: Controller,
+    controller: Leading,
     lease: LeasePort | None,
     metrics: MetricsPort,
     extra_loops: Callable[[], list[Awaitable[None]]] = list,
@@ -51,18 +60,11 @@ async def reconcile_while_leader(
         await asyncio.sleep(RESTART_DELAY_SECONDS)
 
 
-async def lead(controller: Controller, extra_loops: Callable[[], list[Awaitable[None]]]) -> None:
+async def lead(controller: Leading, extra_loops: Callable[[], list[Awaitable[None]]]) -> None:
     """The leader's work: first a complete view of every DurableTopic, then the loops."""
     await resync_until_done(controller)
     controller.enqueue_all()
-    loops: list[Awaitable[None]] = [
-        controller.run(),
-        controller.sweep(),
-        controller.profiles.run(),
-        controller.resync_periodically(),
-        controller.policy_statuses(),
-        *extra_loops(),
-    ]
+    loops: list[Awaitable[None]] = [*controller.leader_loops(), *extra_loops()]
     tasks = [asyncio.ensure_future(loop) for loop in loops]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -75,7 +77,7 @@ async def lead(controller: Controller, extra_loops: Callable[[], list[Awaitable[
             raise error
 
 
-async def resync_until_done(controller: Controller) -> None:
+async def resync_until_done(controller: Leading) -> None:
     """Ownership is never decided on a partial list: the loops wait until one full listing succeeds."""
     attempt = 0
     while True:

@@ -30,6 +30,10 @@ class KafkaUnavailable(KafkaAdminError):
     """The cluster did not answer (unreachable, transport failure, timeout): retry with backoff."""
 
 
+class KafkaAuthenticationFailed(KafkaUnavailable):
+    """No broker answered, and the client's authentication was refused."""
+
+
 class ApiError(Exception):
     """The Kubernetes API server refused a request (`status` 0: it could not be reached)."""
 
@@ -93,6 +97,16 @@ class KubePort(Protocol):
     async def list_namespaces(self) -> list[dict[str, Any]]:
         """Every Namespace (their labels select policies)."""
 
+    async def list_clusters(self) -> list[dict[str, Any]]:
+        """Every KafkaCluster."""
+
+    async def read_source(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """The data of a Secret or ConfigMap a KafkaCluster names (decoded), or None if there is none."""
+
+    async def write_cluster_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None: ...
+
     async def write_status(
         self, obj: DurableTopicObject, status: Mapping[str, Any], previous: Mapping[str, Any]
     ) -> None: ...
@@ -110,18 +124,28 @@ class MetricsPort(Protocol):
     def record_pass(self, result: str, objects: int, seconds: float) -> None: ...
     def record_sweep(self, seconds: float) -> None: ...
     def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None: ...
-    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None: ...
+    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth, cluster: str) -> None: ...
     def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None: ...
     def forget(self, ref: ObjectRef) -> None: ...
     def set_resources(self, counts: Mapping[str, int]) -> None: ...
     def set_leader(self, leading: bool) -> None:
         """Leading or not; a replica that stops leading stops exporting what only the leader knows."""
 
-    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None: ...
+    def set_audit(self, counts: Mapping[tuple[str, str], int], cluster: str) -> None: ...
+    def forget_cluster(self, cluster: str) -> None: ...
     def set_policies(
         self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]
     ) -> None:
         """Per DurabilityPolicy: (namespaces, DurableTopics) governed; per (policy, rule): objects breaking it."""
+
+
+class Connector(Protocol):
+    """Makes and closes the clients of one Kafka cluster."""
+
+    def connect(
+        self, cluster: str, bootstrap_servers: str, properties: Mapping[str, str]
+    ) -> tuple[KafkaPort, ReassignPort | None]: ...
+    def close(self, kafka: KafkaPort, reassigner: ReassignPort | None) -> None: ...
 
 
 class LeasePort(Protocol):

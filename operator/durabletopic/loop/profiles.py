@@ -65,7 +65,7 @@ class ClientProfiles:
     async def _ensure(self, obj: DurableTopicObject) -> None:
         if obj.deleting or obj.paused or self._applied.get(obj.ref) == (obj.uid, obj.topic_name):
             return
-        if self.store.owner(obj.topic_name) != obj.ref:
+        if self.store.owner(obj.key) != obj.ref:
             return
         try:
             await self.kube.apply_client_profile(obj)

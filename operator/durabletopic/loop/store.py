@@ -15,6 +15,19 @@ from durabletopic.core.record import recorded
 from durabletopic.core.status import COUNTED_CONDITIONS
 
 PAUSED_ANNOTATION = "durabletopic.dev/paused"
+# The cluster of an object without spec.clusterRef when no KafkaCluster is the default: the operator's
+# own bootstrap servers.
+SETTINGS_CLUSTER = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicKey:
+    """A Kafka topic: the same name on two clusters is two topics."""
+
+    cluster: str
+    topic: str
+
+
 # Annotations that change what the loop does with an object, although its generation stays.
 CONTROL_ANNOTATIONS = (PAUSED_ANNOTATION, ACCEPT_TOPIC_ID, ACCEPT_CLUSTER_ID, RETAIN_TOPIC)
 
@@ -31,11 +44,17 @@ class DurableTopicObject:
     finalizers: tuple[str, ...]
     deleting: bool
     status: dict[str, Any] = field(default_factory=dict)
+    cluster: str = SETTINGS_CLUSTER  # spec.clusterRef.name, or the default cluster
     _spec: DurableTopicSpec | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> DurableTopicObject:
+    def from_body(
+        cls, body: Mapping[str, Any], default_cluster: str = SETTINGS_CLUSTER
+    ) -> DurableTopicObject:
         meta = body.get("metadata", {})
+        spec = body.get("spec") or {}
+        ref = spec.get("clusterRef") if isinstance(spec, Mapping) else None
+        named = ref.get("name") if isinstance(ref, Mapping) else None
         return cls(
             ref=ObjectRef(meta.get("namespace", ""), meta["name"]),
             uid=meta.get("uid", ""),
@@ -47,6 +66,7 @@ class DurableTopicObject:
             finalizers=tuple(meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             status=dict(body.get("status") or {}),
+            cluster=named if isinstance(named, str) and named else default_cluster,
         )
 
     @property
@@ -91,6 +111,10 @@ class DurableTopicObject:
         name = self.spec_raw.get("topicName")
         return name if isinstance(name, str) and name else self.ref.name
 
+    @property
+    def key(self) -> TopicKey:
+        return TopicKey(self.cluster, self.topic_name)
+
     def spec(self) -> DurableTopicSpec:
         """The parsed spec (read once per copy of the object); raises ValueError with the field when the
         API server let a bad one through."""
@@ -123,7 +147,7 @@ class Store:
 
     def __init__(self) -> None:
         self._objects: dict[ObjectRef, DurableTopicObject] = {}
-        self._claims: dict[str, dict[ObjectRef, Claim]] = {}
+        self._claims: dict[TopicKey, dict[ObjectRef, Claim]] = {}
         self._true: dict[ObjectRef, frozenset[str]] = {}
         self._counts: Counter[str] = Counter()
         self._touched: dict[ObjectRef, int] = {}
@@ -145,10 +169,10 @@ class Store:
     def upsert(self, obj: DurableTopicObject) -> bool:
         """Stores `obj`; True when the controller should reconcile it."""
         previous = self._objects.get(obj.ref)
-        if previous is not None and previous.topic_name != obj.topic_name:
+        if previous is not None and previous.key != obj.key:
             self._unclaim(previous)
         self._objects[obj.ref] = obj
-        self._claims.setdefault(obj.topic_name, {})[obj.ref] = Claim(
+        self._claims.setdefault(obj.key, {})[obj.ref] = Claim(
             obj.ref.namespace, obj.ref.name, obj.uid, obj.created
         )
         self._count(obj)
@@ -190,20 +214,20 @@ class Store:
             self._true[obj.ref] = now
 
     def _unclaim(self, obj: DurableTopicObject) -> None:
-        claims = self._claims.get(obj.topic_name)
+        claims = self._claims.get(obj.key)
         if claims is not None:
             claims.pop(obj.ref, None)
             if not claims:
-                del self._claims[obj.topic_name]
+                del self._claims[obj.key]
 
-    def owner(self, topic_name: str, excluded: Collection[ObjectRef] = ()) -> ObjectRef | None:
+    def owner(self, key: TopicKey, excluded: Collection[ObjectRef] = ()) -> ObjectRef | None:
         """The object that owns the topic: the oldest claim, less the `excluded` (objects that break a
         DurabilityPolicy own nothing)."""
-        claims = [c for ref, c in self._claims.get(topic_name, {}).items() if ref not in excluded]
+        claims = [c for ref, c in self._claims.get(key, {}).items() if ref not in excluded]
         if not claims:
             return None
         winner = owner_of(claims)
         return ObjectRef(winner.namespace, winner.name)
 
-    def claimants(self, topic_name: str) -> list[ObjectRef]:
-        return sorted(self._claims.get(topic_name, {}), key=str)
+    def claimants(self, key: TopicKey) -> list[ObjectRef]:
+        return sorted(self._claims.get(key, {}), key=str)

@@ -14,14 +14,15 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from durabletopic.core.conditions import says_nothing_new
 from durabletopic.core.model import ObjectRef
 from durabletopic.core.rules import Violation
 from durabletopic.core.tenancy import internal
 from durabletopic.core.tenancy.model import TenantPolicy
 from durabletopic.core.tenancy.rules import TopicRequest, check_quotas, check_request, governing
-from durabletopic.core.tenancy.status import Governed, conflicts, policy_status, unchanged
+from durabletopic.core.tenancy.status import Governed, conflicts, policy_status
 from durabletopic.loop.ports import ApiError, KubePort, MetricsPort
-from durabletopic.loop.store import DurableTopicObject, Store
+from durabletopic.loop.store import DurableTopicObject, Store, TopicKey
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Tenancy:
         self.verdicts: dict[ObjectRef, list[Violation]] = {}
         # Kafka topic ids some DurableTopic recorded, by topic: a topic the operator created for an object
         # since deleted with Retain is not "unmanaged" to the next object that declares it.
-        self.managed_ids: dict[str, str] = {}
+        self.managed_ids: dict[TopicKey, str] = {}
         self.dirty = True
         # Bumped whenever the rules or the labels change; the quota verdicts of a namespace are kept
         # until it or the store changes.
@@ -109,13 +110,13 @@ class Tenancy:
             self._governing[namespace] = found
         return found
 
-    def remember(self, topic: str, topic_id: object) -> None:
+    def remember(self, key: TopicKey, topic_id: object) -> None:
         """A topic id some DurableTopic recorded as the topic the operator manages for it."""
         if isinstance(topic_id, str) and topic_id:
-            self.managed_ids[topic] = topic_id
+            self.managed_ids[key] = topic_id
 
-    def operator_created(self, topic: str, topic_id: str) -> bool:
-        return self.managed_ids.get(topic) == topic_id
+    def operator_created(self, key: TopicKey, topic_id: str) -> bool:
+        return self.managed_ids.get(key) == topic_id
 
     def forget(self, ref: ObjectRef) -> None:
         self.verdicts.pop(ref, None)
@@ -259,7 +260,7 @@ async def write_policy_statuses(
             writes = [
                 _write(tenancy, kube, name, status)
                 for name, (status, _, _) in computed.items()
-                if not unchanged(status, tenancy.policy_statuses.get(name, {}))
+                if not says_nothing_new(status, tenancy.policy_statuses.get(name, {}))
             ]
             await asyncio.gather(*writes)
         await asyncio.sleep(STATUS_INTERVAL_SECONDS)

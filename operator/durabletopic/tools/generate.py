@@ -14,11 +14,13 @@ import yaml
 
 from durabletopic import __version__
 from durabletopic.core import admission, crd
+from durabletopic.core.clusters import crd as cluster_crd
 from durabletopic.core.model import Policy
 from durabletopic.core.tenancy import crd as policy_crd
 
 CRD_FILE = f"{crd.PLURAL}.{crd.GROUP}.yaml"
 POLICY_CRD_FILE = f"{policy_crd.PLURAL}.{policy_crd.GROUP}.yaml"
+CLUSTER_CRD_FILE = f"{cluster_crd.PLURAL}.{cluster_crd.GROUP}.yaml"
 CHART = "charts/durable-topic-operator"
 RELEASE = "durable-topic-operator"
 
@@ -42,6 +44,10 @@ def render_crd() -> str:
 
 def render_policy_crd() -> str:
     return GENERATED + _yaml(policy_crd.build())
+
+
+def render_cluster_crd() -> str:
+    return GENERATED + _yaml(cluster_crd.build())
 
 
 def _yaml(document: Any, width: float = 120) -> str:
@@ -128,12 +134,13 @@ def _chart_policy(suffix: str, spec: dict[str, Any], *, param_ref: bool) -> str:
 
 def outputs() -> dict[str, str]:
     """Every generated file, by its path in the repository."""
-    rendered_crd, rendered_policy_crd = render_crd(), render_policy_crd()
+    crds = {
+        CRD_FILE: render_crd(),
+        POLICY_CRD_FILE: render_policy_crd(),
+        CLUSTER_CRD_FILE: render_cluster_crd(),
+    }
     return {
-        f"crds/{CRD_FILE}": rendered_crd,
-        f"{CHART}/crds/{CRD_FILE}": rendered_crd,
-        f"crds/{POLICY_CRD_FILE}": rendered_policy_crd,
-        f"{CHART}/crds/{POLICY_CRD_FILE}": rendered_policy_crd,
+        **{f"{where}/{name}": text for name, text in crds.items() for where in ("crds", f"{CHART}/crds")},
         "deploy/admissionpolicy.yaml": render_deploy_admission(),
         f"{CHART}/templates/admissionpolicy.yaml": render_chart_admission(),
     }

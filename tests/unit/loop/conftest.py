@@ -24,11 +24,17 @@ async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
 
 
 class Harness:
-    def __init__(self) -> None:
-        self.kafka = FakeKafka()
-        self.kube = FakeKube()
+    def __init__(
+        self,
+        kafka: FakeKafka | None = None,
+        kube: FakeKube | None = None,
+        reassigner: FakeReassigner | None = None,
+    ) -> None:
+        """A new operator; given `kafka` and `kube`, one that restarts against the same cluster and API server."""
+        self.kafka = kafka or FakeKafka()
+        self.kube = kube or FakeKube()
         self.metrics = RecordingMetrics()
-        self.reassigner = FakeReassigner(self.kafka)
+        self.reassigner = reassigner or FakeReassigner(self.kafka)
         self.controller = Controller(
             store=Store(),
             kafka=self.kafka,

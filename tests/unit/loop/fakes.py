@@ -279,6 +279,26 @@ class FakeKube:
         self.policies: dict[str, dict[str, Any]] = {}
         self.policy_statuses: dict[str, dict[str, Any]] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
+        self.clusters: dict[str, dict[str, Any]] = {}
+        self.cluster_statuses: dict[str, dict[str, Any]] = {}
+        self.sources: dict[tuple[str, str, str], dict[str, str]] = {}  # (kind, namespace, name) -> data
+
+    async def list_clusters(self) -> list[dict[str, Any]]:
+        return [
+            {**body, "status": dict(self.cluster_statuses.get(name, {}))}
+            for name, body in self.clusters.items()
+        ]
+
+    async def read_source(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        found = self.sources.get((kind, namespace, name))
+        return dict(found) if found is not None else None
+
+    async def write_cluster_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        if name not in self.clusters:
+            raise ApiError(404, "NotFound", f"kafkaclusters {name} not found")
+        self.cluster_statuses[name] = dict(status)
 
     async def list_policies(self) -> list[dict[str, Any]]:
         return [
@@ -345,6 +365,7 @@ class RecordingMetrics:
         self.leading: list[bool] = []
         self.forgotten: list[ObjectRef] = []
         self.policy_governed: dict[str, tuple[int, int]] = {}
+        self.audits: dict[str, dict[tuple[str, str], int]] = {}
         self.policy_violations: dict[tuple[str, str], int] = {}
 
     def record_pass(self, result: str, objects: int, seconds: float) -> None:
@@ -356,7 +377,7 @@ class RecordingMetrics:
     def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None:
         self.drift_counts.append((key, severity, action))
 
-    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth) -> None:
+    def set_health(self, ref: ObjectRef, topic: str, health: ReplicaHealth, cluster: str = "default") -> None:
         self.health[ref] = health
 
     def set_drift(self, ref: ObjectRef, topic: str, keys: Collection[tuple[str, str]]) -> None:
@@ -374,8 +395,11 @@ class RecordingMetrics:
             self.health.clear()
             self.drift.clear()
 
-    def set_audit(self, counts: Mapping[tuple[str, str], int]) -> None:
-        pass
+    def set_audit(self, counts: Mapping[tuple[str, str], int], cluster: str = "default") -> None:
+        self.audits[cluster] = dict(counts)
+
+    def forget_cluster(self, cluster: str) -> None:
+        self.audits.pop(cluster, None)
 
     def set_policies(
         self, governed: Mapping[str, tuple[int, int]], violations: Mapping[tuple[str, str], int]
@@ -435,3 +459,22 @@ def body(
     if deleting:
         metadata["deletionTimestamp"] = "2026-11-28T12:00:00Z"
     return {"metadata": metadata, "spec": dict(spec or {"partitions": 3}), "status": dict(status or {})}
+
+
+class FakeConnector:
+    """Clients for the clusters a test declares: bootstrap servers -> a FakeKafka."""
+
+    def __init__(self, clusters: Mapping[str, FakeKafka]) -> None:
+        self.clusters = dict(clusters)
+        self.made: list[tuple[str, str, dict[str, str]]] = []
+        self.closed = 0
+
+    def connect(
+        self, cluster: str, bootstrap_servers: str, properties: Mapping[str, str]
+    ) -> tuple[FakeKafka, FakeReassigner]:
+        self.made.append((cluster, bootstrap_servers, dict(properties)))
+        kafka = self.clusters[bootstrap_servers]
+        return kafka, FakeReassigner(kafka)
+
+    def close(self, kafka: Any, reassigner: Any) -> None:
+        self.closed += 1

@@ -211,10 +211,7 @@ async def test_a_restart_between_the_delete_and_the_release_lets_the_object_go(h
     await harness.settle()
     status = harness.status(ref)
     del harness.kafka.topics["orders"]  # the previous operator deleted it, and died before the release
-    restarted = Harness()
-    restarted.kafka, restarted.kube = harness.kafka, harness.kube
-    restarted.controller.kafka = restarted.controller.deletions.kafka = restarted.kafka
-    restarted.controller.kube = restarted.controller.writes.kube = restarted.kube
+    restarted = Harness(harness.kafka, harness.kube)
     restarted.event("MODIFIED", "orders", DELETE, finalizers=[FINALIZER], deleting=True, status=status)
     await restarted.settle()
     assert harness.kube.finalizers[ref] == []
@@ -327,12 +324,7 @@ async def test_a_move_without_status_is_read_back_from_kafka(harness: Harness) -
     await harness.step()
     assert harness.reassigner.started == 1
     # The operator dies here: a new one starts with the move running and nothing about it in status.
-    fresh = Harness()
-    fresh.kafka, fresh.reassigner = harness.kafka, harness.reassigner
-    fresh.controller.mover.kafka = fresh.kafka
-    fresh.controller.mover.reassigner = fresh.reassigner
-    fresh.controller.kafka = fresh.kafka
-    fresh.controller.deletions.kafka = fresh.kafka
+    fresh = Harness(harness.kafka, reassigner=harness.reassigner)
     fresh.apply("orders", {"partitions": 2})
     for _ in range(2):
         await fresh.step()

@@ -26,7 +26,7 @@ from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER
 from durabletopic.adapters.kafka.observe import config_values, observe_cluster, observe_topic
 from durabletopic.core.model import ClusterInfo, ObservedTopic, TopicError
 from durabletopic.core.plan import CreateTopic
-from durabletopic.loop.ports import KafkaAdminError, KafkaUnavailable, TopicReads
+from durabletopic.loop.ports import KafkaAdminError, KafkaAuthenticationFailed, KafkaUnavailable, TopicReads
 
 librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
 AUTH_FAILURE_MEMORY_S = 60.0
@@ -424,7 +424,7 @@ class KafkaAdmin:
                 self._auth_failure is not None
                 and time.monotonic() - self._auth_failure[0] < AUTH_FAILURE_MEMORY_S
             ):
-                raise KafkaUnavailable(
+                raise KafkaAuthenticationFailed(
                     f"{unreachable}; authentication failed: {self._auth_failure[1]}"
                 ) from None
             raise

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from durabletopic.core.model import PartitionMove
@@ -27,6 +30,14 @@ _CLIENT_SETTINGS = {
     "ssl.certificate.location": "ssl_certfile",
     "ssl.key.location": "ssl_keyfile",
     "ssl.key.password": "ssl_password",
+}
+
+
+# librdkafka's in-memory PEM properties -> the file properties kafka-python's settings are read from.
+_PEM_FILES = {
+    "ssl.ca.pem": "ssl.ca.location",
+    "ssl.certificate.pem": "ssl.certificate.location",
+    "ssl.key.pem": "ssl.key.location",
 }
 
 
@@ -51,7 +62,8 @@ class Reassigner:
         on_request: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._on_request = on_request
-        self._settings = kafka_python_settings(bootstrap_servers, client_config or {})
+        self._pem_dir: Path | None = None
+        self._settings = kafka_python_settings(bootstrap_servers, self._pem_as_files(client_config or {}))
         self._settings["request_timeout_ms"] = int(timeout_s * 1000)
         self._timeout_ms = int(timeout_s * 1000)
         self._client: Any = None
@@ -123,5 +135,21 @@ class Reassigner:
                 results[tp.topic] = f"partition {tp.partition}: {getattr(error, '__name__', error)}"
         return results
 
+    def _pem_as_files(self, client_config: Mapping[str, str]) -> dict[str, str]:
+        """kafka-python reads certificates from files only: PEM text (`ssl.*.pem`, as a KafkaCluster's
+        Secrets give it) goes to files of a private directory, removed by `close`."""
+        config = dict(client_config)
+        for key in [k for k in config if k in _PEM_FILES]:
+            if self._pem_dir is None:
+                self._pem_dir = Path(tempfile.mkdtemp(prefix="durabletopic-"))
+            path = self._pem_dir / key
+            path.touch(mode=0o600)
+            path.write_text(config.pop(key))
+            config[_PEM_FILES[key]] = str(path)
+        return config
+
     def close(self) -> None:
         self._drop()
+        if self._pem_dir is not None:
+            shutil.rmtree(self._pem_dir, ignore_errors=True)
+            self._pem_dir = None

@@ -5,6 +5,7 @@ Implements the loop's `KubePort` over the API client: every path and body is bui
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -101,6 +102,7 @@ def client_profile_body(obj: DurableTopicObject) -> dict[str, Any]:
 
 LIST_PAGE = 500
 POLICIES_PATH = f"/apis/{policy_crd.GROUP}/{policy_crd.VERSION}/{policy_crd.PLURAL}"
+CLUSTERS_PATH = f"/apis/{crd.GROUP}/{crd.VERSION}/kafkaclusters"
 
 
 def collection_paths(namespaces: Sequence[str]) -> list[str]:
@@ -140,6 +142,37 @@ class DurableTopicRequests:
 
     async def list_namespaces(self) -> list[dict[str, Any]]:
         return await self._list("/api/v1/namespaces")
+
+    async def list_clusters(self) -> list[dict[str, Any]]:
+        """Every KafkaCluster; none while its CRD is not installed."""
+        try:
+            return await self._list(CLUSTERS_PATH)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            log.warning(
+                "the KafkaCluster CRD is not installed: only the operator's bootstrap servers are used"
+            )
+            return []
+
+    async def read_source(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded, or a ConfigMap's; None when there is no such object."""
+        plural = "secrets" if kind == "Secret" else "configmaps"
+        try:
+            body = await self.api.request("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        data = dict(body.get("data") or {})
+        if kind == "Secret":
+            return {key: base64.b64decode(value).decode() for key, value in data.items()}
+        return {key: str(value) for key, value in data.items()}
+
+    async def write_cluster_status(
+        self, name: str, status: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        await self.api.merge_patch(f"{CLUSTERS_PATH}/{name}/status", status_patch(status, previous))
 
     async def _list(self, path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -1,7 +1,7 @@
 """The DurabilityPolicy CustomResourceDefinition, generated from `DurabilityPolicySpec`.
 
 The schema (names, types, bounds, descriptions: what `kubectl explain durabilitypolicy.spec` shows) is
-converted from the model's JSON schema to the structural schema the API server wants.
+converted from the model's JSON schema to the structural schema the API server wants (`openapi.py`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from durabletopic.core import crd as durabletopic_crd
+from durabletopic.core.openapi import model_schema
 from durabletopic.core.reasons import PolicyConditionType
 from durabletopic.core.tenancy.model import DurabilityPolicySpec
 
@@ -20,8 +21,7 @@ GROUP = durabletopic_crd.GROUP
 VERSION = durabletopic_crd.VERSION
 
 # Defaults written into stored objects: the scalar ones a reader of the object should see.
-_DEFAULTED = {"adoption", "allowUnlimited"}
-_DROPPED = {"title", "default"}
+_DEFAULTED = frozenset({"adoption", "allowUnlimited"})
 
 SPEC_RULES: list[dict[str, str]] = [
     {
@@ -50,63 +50,9 @@ _RULES_BY_DEFINITION = {
 }
 
 
-def _structural(
-    schema: dict[str, Any], definitions: dict[str, Any], name: str | None = None
-) -> dict[str, Any]:
-    """Pydantic's JSON schema of one node as an OpenAPI v3 structural schema."""
-    if "$ref" in schema:
-        target = schema["$ref"].rsplit("/", 1)[-1]
-        resolved = _structural(definitions[target], definitions, name)
-        if "description" in schema:
-            resolved["description"] = schema["description"]
-        if "default" in schema and name in _DEFAULTED:
-            resolved["default"] = schema["default"]
-        if rules := _RULES_BY_DEFINITION.get(target):
-            resolved["x-kubernetes-validations"] = rules
-        return resolved
-    if "anyOf" in schema:
-        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
-        assert len(options) == 1, schema
-        merged = {**options[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
-        return _structural(merged, definitions, name)
-    out: dict[str, Any] = {k: v for k, v in schema.items() if k not in _DROPPED | {"properties", "items"}}
-    if "default" in schema and name in _DEFAULTED:
-        out["default"] = schema["default"]
-    out.pop("required", None)
-    if schema.get("type") == "object" or "properties" in schema:
-        out["type"] = "object"
-        if "properties" in schema:
-            out["properties"] = {
-                key: _structural(value, definitions, key) for key, value in schema["properties"].items()
-            }
-            if schema.get("required"):
-                out["required"] = list(schema["required"])
-        additional = schema.get("additionalProperties")
-        if isinstance(additional, dict):
-            out["additionalProperties"] = _nested(additional, definitions)
-        elif "additionalProperties" in out:
-            del out["additionalProperties"]
-    if "items" in schema:
-        out["items"] = _nested(schema["items"], definitions)
-    return out
-
-
-def _nested(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
-    """The schema of a list's items or a map's values: the field that holds them describes them."""
-    nested = _structural(schema, definitions)
-    nested.pop("description", None)
-    return nested
-
-
 def spec_schema() -> dict[str, Any]:
-    document = DurabilityPolicySpec.model_json_schema(by_alias=True)
-    definitions = document.pop("$defs", {})
-    schema = _structural(document, definitions)
-    schema["description"] = " ".join((DurabilityPolicySpec.__doc__ or "").split())
+    schema = model_schema(DurabilityPolicySpec, defaulted=_DEFAULTED, rules=_RULES_BY_DEFINITION)
     schema["x-kubernetes-validations"] = SPEC_RULES
-    # `{namespace}` prefixes: items of topicNamePrefixes are strings with a length bound.
-    prefixes = schema["properties"]["topicNamePrefixes"]
-    prefixes["items"] = {"type": "string", **prefixes.get("items", {})}
     return schema
 
 
@@ -124,9 +70,7 @@ def _status_schema() -> dict[str, Any]:
                 "description": " and ".join(list(PolicyConditionType))
                 + ": Ready says the policy is read and enforced; Conflicting says its topic name prefixes "
                 "overlap those another policy gives to namespaces this one does not select.",
-                "items": {
-                    **durabletopic_crd.condition_schema(),
-                },
+                "items": durabletopic_crd.condition_schema(PolicyConditionType),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },

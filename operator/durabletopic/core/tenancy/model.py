@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from durabletopic.core.model import (
+    CLUSTER_NAME_MAX_LENGTH,
     MAX_PARTITIONS,
     MAX_REPLICATION_FACTOR,
     TOPIC_NAME_MAX_LENGTH,
@@ -161,7 +162,10 @@ class DurabilityPolicySpec(_Spec):
         alias="topicNamePrefixes",
         description="Prefixes the Kafka topic names of the selected namespaces must start with; {namespace} "
         "stands for the DurableTopic's namespace ('{namespace}.' is the common case). Empty: any name.",
-        json_schema_extra={"maxItems": MAX_LIST_ITEMS, "items": {"maxLength": TOPIC_NAME_MAX_LENGTH}},
+        json_schema_extra={
+            "maxItems": MAX_LIST_ITEMS,
+            "items": {"type": "string", "maxLength": TOPIC_NAME_MAX_LENGTH},
+        },
     )
     config: ConfigRules = Field(default_factory=ConfigRules, description="Rules for spec.config.")
     max_partitions_per_topic: int | None = Field(
@@ -189,6 +193,17 @@ class DurabilityPolicySpec(_Spec):
         alias="deletionPolicies",
         description="The spec.deletionPolicy values the selected namespaces may use (for example only Retain). "
         "Absent: any.",
+    )
+    allowed_clusters: list[str] | None = Field(
+        default=None,
+        alias="allowedClusters",
+        description="The KafkaClusters the DurableTopics of the selected namespaces may name in "
+        "spec.clusterRef. A DurableTopic without spec.clusterRef goes to the default cluster and is always "
+        "allowed. Absent: any cluster; empty: none but the default.",
+        json_schema_extra={
+            "maxItems": MAX_LIST_ITEMS,
+            "items": {"type": "string", "minLength": 1, "maxLength": CLUSTER_NAME_MAX_LENGTH},
+        },
     )
     adoption: Adoption = Field(
         default=Adoption.FORBIDDEN,

@@ -3,9 +3,9 @@
 
 Every policy that selects a namespace is checked on its own, so the strictest value of each rule
 wins: the highest floors, a name that starts with a prefix of every policy (the intersection), keys
-allowed by every policy and denied by none (the union of denied keys), the lowest quotas. The
-corpus test feeds the same manifests to the admission policy on a real API server, to the operator
-and to `validate`, and expects the same verdicts.
+allowed by every policy and denied by none (the union of denied keys), the lowest quotas, a
+KafkaCluster every policy allows. The corpus test feeds the same manifests to the admission policy on
+a real API server, to the operator and to `validate`, and expects the same verdicts.
 
 Quotas (counts over a namespace) and adoption (what Kafka holds) cannot be written in CEL: they
 are checked at reconcile time only.
@@ -45,6 +45,7 @@ class TopicRequest:
     min_insync_replicas: int
     config: Mapping[str, str]
     deletion_policy: str
+    cluster: str | None = None  # spec.clusterRef.name; None: the default cluster
 
     @classmethod
     def of(cls, namespace: str, object_name: str, spec: DurableTopicSpec) -> TopicRequest:
@@ -58,6 +59,7 @@ class TopicRequest:
             min_insync_replicas=spec.min_insync_replicas,
             config=dict(spec.config),
             deletion_policy=str(spec.deletion_policy),
+            cluster=spec.cluster_ref.name if spec.cluster_ref is not None else None,
         )
 
 
@@ -222,6 +224,22 @@ def _deletion_policy(policy: TenantPolicy, request: TopicRequest) -> list[Violat
     ]
 
 
+def _allowed_clusters(policy: TenantPolicy, request: TopicRequest) -> list[Violation]:
+    allowed = policy.spec.allowed_clusters
+    if allowed is None or request.cluster is None or request.cluster in allowed:
+        return []
+    listed = ", ".join(allowed) or "none"
+    return [
+        Violation(
+            "spec.clusterRef.name",
+            "allowed-clusters",
+            f"spec.clusterRef.name ({request.cluster}) is not among the KafkaClusters DurabilityPolicy "
+            f"{policy.name} allows ({listed}); without spec.clusterRef the topic goes to the default cluster",
+            policy.name,
+        )
+    ]
+
+
 _BOUND = "P.config.bounds[k]"
 _VALUE = "object.spec.config[k]"
 _WITHIN = (
@@ -356,6 +374,16 @@ TENANCY_RULES: tuple[TenancyRule, ...] = (
         '"spec.deletionPolicy (" + variables.deletionPolicy + ") is not one DurabilityPolicy " '
         '+ params.metadata.name + " allows (" '
         "+ (size(P.deletionPolicies) == 0 ? 'none' : P.deletionPolicies.join(', ')) + \")\"",
+    ),
+    TenancyRule(
+        "allowed-clusters",
+        "spec.clusterRef.name",
+        _allowed_clusters,
+        "!has(P.allowedClusters) || !has(object.spec.clusterRef) || object.spec.clusterRef.name in P.allowedClusters",
+        '"spec.clusterRef.name (" + object.spec.clusterRef.name '
+        '+ ") is not among the KafkaClusters DurabilityPolicy " + params.metadata.name + " allows (" '
+        "+ (size(P.allowedClusters) == 0 ? 'none' : P.allowedClusters.join(', ')) "
+        '+ "); without spec.clusterRef the topic goes to the default cluster"',
     ),
 )
 

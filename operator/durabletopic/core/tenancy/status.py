@@ -92,17 +92,3 @@ def policy_status(
         "violations": governed.violations,
         "conflictingPolicies": sorted(conflicting_with),
     }
-
-
-def unchanged(status: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:
-    """The new status says nothing the stored one does not (transition times aside)."""
-
-    def essence(s: Mapping[str, Any]) -> Any:
-        conditions = [
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"), c.get("observedGeneration"))
-            for c in s.get("conditions") or []
-        ]
-        rest = {k: v for k, v in s.items() if k != "conditions"}
-        return conditions, rest
-
-    return bool(essence(status) == essence(previous))

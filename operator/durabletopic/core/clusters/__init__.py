@@ -1,0 +1,1 @@
+"""Kafka clusters as resources: KafkaCluster objects, how to reach them, and what their status says. Pure."""
