@@ -3,10 +3,8 @@ purpose, and gone without a trace after down."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,11 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tests.testbed import PortBusyError, SecondKafka, Testbed
+from tests.testbed.__main__ import run_cli
 from tests.testbed.procs import is_alive, port_is_free, port_listens
 from tests.testbed.second import RACKS, SecondPorts
 
 pytestmark = pytest.mark.testbed
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _create_topic(admin: Any, name: str) -> None:
@@ -138,19 +135,10 @@ def _free_base(first: int = 31500) -> int:
 
 def _cli(command: str, state_dir: Path, base: int) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "DURABLETOPIC_TESTBED_SECOND_DIR": str(state_dir),
         "DURABLETOPIC_TESTBED_SECOND_PORT_BASE": str(base),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.testbed", command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(command, env)
 
 
 def test_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:

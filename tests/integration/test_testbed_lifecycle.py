@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.testbed import PortBusyError, Ports, Testbed
+from tests.testbed.__main__ import run_cli
 from tests.testbed.procs import is_alive, port_is_free, port_listens
 
 pytestmark = pytest.mark.testbed
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port_base(first: int = 30400) -> int:
@@ -31,19 +29,10 @@ def _free_port_base(first: int = 30400) -> int:
 
 def _cli(command: str, state_dir: Path, base: int) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "DURABLETOPIC_TESTBED_DIR": str(state_dir),
         "DURABLETOPIC_TESTBED_PORT_BASE": str(base),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.testbed", command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(command, env)
 
 
 def test_second_bed_starts_is_reused_and_stops_from_the_cli(tmp_path: Path) -> None:

@@ -522,6 +522,7 @@ def test_monitoring_objects(helm_template: Render) -> None:
     assert dashboard_cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(dashboard_cm["data"]["durable-topic-operator.json"])
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert {"job", "cluster"} <= {v["name"] for v in dashboard["templating"]["list"]}
     titles = {p["title"] for p in dashboard["panels"]}
     assert {
         "DurableTopics by condition",
@@ -537,7 +538,7 @@ def test_monitoring_objects(helm_template: Render) -> None:
         "durabletopic_partitions_offline",
         "rate(durabletopic_reconcile_total",
         "durabletopic_reconcile_duration_seconds_bucket",
-        'durabletopic_admin_requests_total{job=~"$job",result="error"}',
+        'durabletopic_admin_requests_total{job=~"$job",cluster=~"$cluster",result="error"}',
     ):
         assert fragment in joined, fragment
     # Every metric the alerts and the dashboard query is one the operator exports.

@@ -19,11 +19,15 @@ import importlib.util
 import logging
 import os
 import shlex
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from .bed import Testbed, TestbedError
 from .second import SecondKafka
+from .supervisor import Supervisor
 
 
 def _env_lines(bed: Testbed) -> list[str]:
@@ -37,11 +41,7 @@ def _env_lines(bed: Testbed) -> list[str]:
 
 
 def _up(bed: Testbed) -> int:
-    began = time.monotonic()
-    started = bed.up()
-    took = time.monotonic() - began
-    what = "started" if started else "already running, reused"
-    print(f"test bed {what} ({took:.1f} s), state in {bed.state_dir}")
+    _report_up(bed, "test bed")
     print(f"  Kafka bootstrap servers: {bed.bootstrap_servers}")
     print(f"  Kubernetes API server:   {bed.api_url}")
     print(f"  export KUBECONFIG={shlex.quote(str(bed.kubeconfig))}")
@@ -53,34 +53,8 @@ def _up(bed: Testbed) -> int:
     return 0
 
 
-def _down(bed: Testbed) -> int:
-    began = time.monotonic()
-    if bed.down():
-        print(f"test bed in {bed.state_dir} stopped ({time.monotonic() - began:.1f} s)")
-    else:
-        print(f"no test bed was running in {bed.state_dir}")
-    return 0
-
-
-def _status(bed: Testbed) -> int:
-    status = bed.status()
-    if not status["processes"]:
-        print(f"no test bed recorded in {bed.state_dir}")
-        return 1
-    for name, proc in status["processes"].items():
-        print(f"  {name:<24} pid {proc['pid'] or '-':<8} {'running' if proc['alive'] else 'NOT RUNNING'}")
-    if status["healthy"]:
-        print(f"healthy: {status['bootstrap_servers']}, {status['api_url']}")
-        return 0
-    print("NOT healthy" if status["running"] else "partly running: stop it with `down`")
-    return 2
-
-
 def _up_second(cluster: SecondKafka) -> int:
-    began = time.monotonic()
-    started = cluster.up()
-    what = "started" if started else "already running, reused"
-    print(f"second Kafka cluster {what} ({time.monotonic() - began:.1f} s), state in {cluster.state_dir}")
+    _report_up(cluster, "second Kafka cluster")
     print(f"  bootstrap servers (SASL_PLAINTEXT, {cluster.sasl_mechanism}): {cluster.bootstrap_servers}")
     print(f"  user {cluster.username}, password in {cluster.state_file}")
     print(f"  internal listeners (PLAINTEXT): {cluster.bootstrap_servers_internal}")
@@ -90,30 +64,55 @@ def _up_second(cluster: SecondKafka) -> int:
     return 0
 
 
-def _down_second(cluster: SecondKafka) -> int:
+def _report_up(bed: Testbed | SecondKafka, what: str) -> None:
     began = time.monotonic()
-    if cluster.down():
-        print(f"second Kafka cluster in {cluster.state_dir} stopped ({time.monotonic() - began:.1f} s)")
+    started = bed.up()
+    took = time.monotonic() - began
+    how = "started" if started else "already running, reused"
+    print(f"{what} {how} ({took:.1f} s), state in {bed.state_dir}")
+
+
+def _down(bed: Supervisor, what: str) -> int:
+    began = time.monotonic()
+    if bed.down():
+        print(f"{what} in {bed.state_dir} stopped ({time.monotonic() - began:.1f} s)")
     else:
-        print(f"no second Kafka cluster was running in {cluster.state_dir}")
+        print(f"no {what} was running in {bed.state_dir}")
     return 0
 
 
-def _status_second(cluster: SecondKafka) -> int:
-    status = cluster.status()
+def _status(bed: Supervisor, what: str, down: str, endpoints: tuple[str, ...]) -> int:
+    status = bed.status()
     if not status["processes"]:
-        print(f"no second Kafka cluster recorded in {cluster.state_dir}")
+        print(f"no {what} recorded in {bed.state_dir}")
         return 1
     for name, proc in status["processes"].items():
         print(f"  {name:<24} pid {proc['pid'] or '-':<8} {'running' if proc['alive'] else 'NOT RUNNING'}")
     if status["healthy"]:
-        print(f"healthy: {status['bootstrap_servers']}")
+        print(f"healthy: {', '.join(status[key] for key in endpoints)}")
         return 0
-    print("NOT healthy" if status["running"] else "partly running: stop it with `down-second`")
+    print("NOT healthy" if status["running"] else f"partly running: stop it with `{down}`")
     return 2
 
 
-_SECOND = {"up-second": _up_second, "down-second": _down_second, "status-second": _status_second}
+def _env(bed: Testbed) -> int:
+    print("\n".join(_env_lines(bed)))
+    if not bed.is_running():
+        print(f"# warning: no test bed is running in {bed.state_dir}", file=sys.stderr)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[], int]] = {
+    "up": lambda: _up(Testbed()),
+    "down": lambda: _down(Testbed(), "test bed"),
+    "status": lambda: _status(Testbed(), "test bed", "down", ("bootstrap_servers", "api_url")),
+    "env": lambda: _env(Testbed()),
+    "up-second": lambda: _up_second(SecondKafka()),
+    "down-second": lambda: _down(SecondKafka(), "second Kafka cluster"),
+    "status-second": lambda: _status(
+        SecondKafka(), "second Kafka cluster", "down-second", ("bootstrap_servers",)
+    ),
+}
 
 
 def _demo(argv: list[str]) -> int:
@@ -126,37 +125,35 @@ def _demo(argv: list[str]) -> int:
     return int(result or 0)
 
 
+def run_cli(command: str, env: Mapping[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tests.testbed COMMAND`` from the repository root with ``env`` added to this
+    process's environment, output captured (for tests of the command line)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.testbed", command],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.testbed",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "env", "demo", *_SECOND])
+    parser.add_argument("command", choices=[*_COMMANDS, "demo"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         return _demo(rest)
     if rest:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
     logging.basicConfig(level=os.environ.get("DURABLETOPIC_TESTBED_LOG_LEVEL", "WARNING"))
-    if args.command in _SECOND:
-        try:
-            return _SECOND[args.command](SecondKafka())
-        except TestbedError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    bed = Testbed()
     try:
-        if args.command == "up":
-            return _up(bed)
-        if args.command == "down":
-            return _down(bed)
-        if args.command == "status":
-            return _status(bed)
-        print("\n".join(_env_lines(bed)))
-        if not bed.is_running():
-            print(f"# warning: no test bed is running in {bed.state_dir}", file=sys.stderr)
-        return 0
+        return _COMMANDS[args.command]()
     except TestbedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

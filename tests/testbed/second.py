@@ -59,22 +59,17 @@ Kafka JVMs with 384m heaps: idle brokers use far less heap than either limit.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import json
 import logging
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from .config import (
     BROKER_IDS,
@@ -87,18 +82,8 @@ from .config import (
     kafka_name,
     new_kafka_uuid,
 )
-from .procs import (
-    is_alive,
-    kafka_serves,
-    port_is_free,
-    port_listens,
-    port_owner,
-    process_start_time,
-    rss_bytes,
-    signal_process,
-    tail,
-    wait_until,
-)
+from .kafka_cluster import NODE_IDS, KafkaCluster
+from .procs import is_alive, port_is_free, port_owner, rss_bytes
 from .security import SCRAM_JAAS, USERNAME, scram_format_args
 
 __all__ = ["PORT_OFFSET", "RACKS", "SCRAM_MECHANISM", "SECURITY_PROTOCOL", "SecondKafka", "SecondPorts"]
@@ -111,10 +96,8 @@ DEFAULT_HEAP: Final = "256m"
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
 SECURITY_PROTOCOL: Final = "SASL_PLAINTEXT"
 RACKS: Final = {node_id: f"b{node_id}" for node_id in BROKER_IDS}
-NODE_IDS: Final = (0, *BROKER_IDS)
 # Brokers first: a broker told to stop waits for the controller forever.
 STOP_ORDER: Final = (*(kafka_name(i) for i in BROKER_IDS), kafka_name(0))
-STATE_FORMAT: Final = 1
 
 
 @dataclass(frozen=True)
@@ -187,7 +170,7 @@ def _broker_properties(node_id: int, ports: SecondPorts) -> dict[str, str]:
     }
 
 
-class SecondKafka:
+class SecondKafka(KafkaCluster):
     """Cluster B: start it (or adopt the running one), break its brokers on purpose, stop it.
 
     ``up()`` returns True when this call started it; ``down()`` (or ``stop()``) stops it from any
@@ -195,6 +178,10 @@ class SecondKafka:
     """
 
     __test__ = False
+    STOP_ORDER = STOP_ORDER
+    LABEL = "cluster B"
+    PROCESS_LABEL = "cluster B's {name}"
+    RACKS: ClassVar[Mapping[int, str]] = RACKS
 
     def __init__(
         self,
@@ -207,32 +194,15 @@ class SecondKafka:
         env = os.environ if env is None else env
         main = Layout.from_env(env, cache_dir=cache_dir)
         state = Path(state_dir or env.get(f"{SECOND_ENV}DIR") or main.state_dir / "kafka-b")
-        self.state_dir = state.expanduser().absolute()
         heap = env.get(f"{SECOND_ENV}KAFKA_HEAP") or DEFAULT_HEAP
-        self.layout = dataclasses.replace(Layout.from_env(env, self.state_dir, cache_dir), kafka_heap=heap)
+        layout = Layout.from_env(env, state.expanduser().absolute(), cache_dir)
+        super().__init__(dataclasses.replace(layout, kafka_heap=heap), private_state=True)  # the password
         main_base = int(env.get(f"{ENV_PREFIX}PORT_BASE") or DEFAULT_PORT_BASE)
         base = port_base or int(env.get(f"{SECOND_ENV}PORT_BASE") or main_base + PORT_OFFSET)
         self._configured_ports = SecondPorts(base)
         self._main_ports = Ports.from_env(env)
-        self.started = False  # this instance started the running cluster
-        self.reused = False  # this instance adopted a cluster that was already running
-        self._state: dict[str, Any] | None = None
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._admin: Any = None
 
     # ------------------------------------------------------------------ where and how to reach it
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / "state.json"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.layout.logs_dir
-
-    @property
-    def data_dir(self) -> Path:
-        return self.layout.data_dir
 
     @property
     def ports(self) -> SecondPorts:
@@ -288,35 +258,6 @@ class SecondKafka:
         """
         return {**self.client_properties(), "topic.metadata.refresh.interval.ms": 1000, **extra}
 
-    def admin_client(self) -> Any:
-        """An authenticated AdminClient of this instance, logging nothing (it expects brokers to be down)."""
-        if self._admin is None:
-            from confluent_kafka.admin import AdminClient
-
-            self._admin = AdminClient(self.admin_config(log_level=0))
-        return self._admin
-
-    def broker_nodes(self, timeout: float = 5.0) -> dict[int, str | None]:
-        """Node id -> rack of the brokers the cluster reports alive, asked with SCRAM credentials."""
-        result = self.admin_client().describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
-        return {node.id: node.rack for node in result.nodes}
-
-    def broker_nodes_or_empty(self) -> dict[int, str | None]:
-        """``broker_nodes()``, or {} when the cluster does not answer."""
-        try:
-            return self.broker_nodes(2.0)
-        except Exception:
-            return {}
-
-    def broker_count(self, timeout: float = 5.0) -> int:
-        """Brokers that describe_cluster reports; 0 when no broker answers at all, -1 when unknown."""
-        try:
-            return len(self.broker_nodes(timeout))
-        except Exception:
-            if not any(kafka_serves(self.ports.internal(i)) for i in BROKER_IDS):
-                return 0
-            return -1
-
     def processes(self) -> dict[str, tuple[int | None, int | None]]:
         """Name -> (pid, start time) of the recorded processes; (None, None) for a killed one."""
         state = self._load_state() or self._state or {}
@@ -328,55 +269,6 @@ class SecondKafka:
             name: pid for name, (pid, start) in self.processes().items() if pid and is_alive(pid, start)
         }
         return {name: rss_bytes(pid) for name, pid in running.items()}
-
-    def is_running(self) -> bool:
-        """True when state.json records a cluster whose four processes all run (not a health check)."""
-        state = self._load_state()
-        return state is not None and all(self._alive(state, name) for name in STOP_ORDER)
-
-    def status(self) -> dict[str, Any]:
-        """What runs, with pids, and whether it is healthy (for ``python -m tests.testbed status-second``)."""
-        state = self._load_state()
-        if not state:
-            return {"state_dir": str(self.state_dir), "running": False, "healthy": False, "processes": {}}
-        self._state = state
-        recorded = [name for name in STOP_ORDER if name in state["procs"]]
-        procs = {
-            name: {"pid": state["procs"][name].get("pid"), "alive": self._alive(state, name)}
-            for name in recorded
-        }
-        running = bool(procs) and all(p["alive"] for p in procs.values())
-        return {
-            "state_dir": str(self.state_dir),
-            "running": running,
-            "healthy": running and self.broker_nodes_or_empty() == RACKS,
-            "bootstrap_servers": self.bootstrap_servers,
-            "processes": procs,
-        }
-
-    # ------------------------------------------------------------------ faults
-
-    def kill_broker(self, node_id: int, sig: int = signal.SIGKILL, timeout: float = 60.0) -> None:
-        """Send ``sig`` to a broker; for SIGKILL, SIGTERM and SIGINT wait until it is gone, ports free."""
-        self._kill(kafka_name(node_id), sig, timeout)
-
-    def start_broker(self, node_id: int, timeout: float = 120.0) -> None:
-        """Restart a broker (same properties, same data) and wait until it serves SCRAM clients again."""
-        self._start_services([kafka_name(node_id)], timeout)
-
-    def kill_all_brokers(self, sig: int = signal.SIGKILL, timeout: float = 60.0) -> None:
-        """Send ``sig`` to the three brokers at once; for a kill, wait until all are gone, ports free."""
-        names = [kafka_name(i) for i in BROKER_IDS]
-        for name in names:
-            record = self._record(name)
-            signal_process(record.get("pid") or 0, sig, record.get("start_time"))
-        for name in names:
-            self._kill(name, sig, timeout)
-
-    def start_all_brokers(self, timeout: float = 120.0) -> None:
-        """Start the stopped brokers and wait until describe_cluster (authenticated) reports all three."""
-        self._start_services([kafka_name(i) for i in BROKER_IDS], timeout)
-        self._wait_healthy(timeout)
 
     def ensure_running(self, timeout: float = 120.0) -> None:
         """Start every recorded process that is not running and wait until the cluster is healthy."""
@@ -391,121 +283,37 @@ class SecondKafka:
         Usable means: describe_cluster, asked with the SCRAM credentials, reports brokers 1..3 in racks
         b1..b3.
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            state = self._load_state()
-            if state and self._adopt(state):
-                return False
-            self._check_programs()
-            self._check_ports(self._configured_ports)
-            try:
-                self._start(timeout)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self._stop_locked(self._state)
-                raise
-            self.started = True
-            self.reused = False
-            return True
-
-    def down(self, timeout: float = 60.0) -> bool:
-        """Stop the cluster recorded in the state directory; True when something was running.
-
-        Afterwards no process of it runs, its ports are free and its data are gone (the logs stay).
-        """
-        if not self.state_dir.exists():
-            return False
-        with self._locked():
-            state = self._load_state() or self._state
-            if not state:
-                return False
-            was_running = any(self._alive(state, name) for name in STOP_ORDER)
-            self._stop_locked(state, timeout)
-            self.started = False
-            self.reused = False
-            return was_running
+        return super().up(timeout)
 
     def stop(self, timeout: float = 60.0) -> bool:
         """The same as ``down()``."""
         return self.down(timeout)
 
-    # ------------------------------------------------------------------ internals: state
+    # ------------------------------------------------------------------ internals: what the cluster is
 
     def _down_hint(self) -> str:
         return f"{SECOND_ENV}DIR={self.state_dir} {sys.executable} -m tests.testbed down-second"
 
-    def _adopt(self, state: dict[str, Any]) -> bool:
-        """Reuse the recorded cluster if it all runs (True); clear the record of a dead one (False)."""
-        alive = {name: self._alive(state, name) for name in STOP_ORDER}
-        if all(alive.values()):
-            self._state = state
-            try:
-                self._wait_healthy(60)
-            except TimeoutError as exc:
-                raise TestbedError(
-                    f"cluster B is running in {self.state_dir} but is not healthy ({exc}). "
-                    f"Stop it with: {self._down_hint()}"
-                ) from exc
-            self.reused = not self.started
-            return True
-        if any(alive.values()):
-            dead = ", ".join(name for name, ok in alive.items() if not ok)
-            raise TestbedError(
-                f"cluster B in {self.state_dir} is only partly running (not running: {dead}); perhaps a "
-                f"test broke it and was interrupted. Stop it with: {self._down_hint()}"
-            )
-        log.info("removing the record of a cluster B that is no longer running in %s", self.state_dir)
-        self._stop_locked(state)
-        return False
+    def _endpoints(self) -> dict[str, str]:
+        return {"bootstrap_servers": self.bootstrap_servers}
 
-    def _load_state(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.state_file.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise TestbedError(f"cannot read {self.state_file}: {exc}") from exc
-        if data.get("format") != STATE_FORMAT:
-            raise TestbedError(f"{self.state_file} has an unknown format; stop its processes by hand")
-        return data
+    def _service_ports(self, name: str) -> list[int]:
+        return self.ports.of(name)
 
-    def _save_state(self) -> None:
-        assert self._state is not None
-        tmp = self.state_file.with_name("state.json.tmp")
-        tmp.write_text(json.dumps(self._state, indent=2) + "\n")
-        tmp.chmod(0o600)  # it holds the SCRAM password
-        tmp.replace(self.state_file)
+    def _recorded_ports(self, state: Mapping[str, Any]) -> dict[str, int] | None:
+        return SecondPorts(int(state["port_base"])).by_service() if "port_base" in state else None
 
-    def _require_state(self) -> dict[str, Any]:
-        if self._state is None:
-            self._state = self._load_state()
-        if self._state is None:
-            raise TestbedError(f"cluster B is not running in {self.state_dir}; call up() first")
-        return self._state
+    def _admin_client_config(self) -> dict[str, Any]:
+        return self.admin_config(log_level=0)
 
-    def _record(self, name: str) -> dict[str, Any]:
-        record: dict[str, Any] | None = self._require_state()["procs"].get(name)
-        if record is None:
-            raise TestbedError(f"no process named {name!r} in cluster B")
-        return record
+    def _controller_port(self) -> int:
+        return self.ports.kafka_controller
 
-    def _alive(self, state: Mapping[str, Any], name: str) -> bool:
-        record = state.get("procs", {}).get(name)
-        if not record:
-            return False
-        child = self._children.get(name)
-        if child is not None:
-            child.poll()
-        return is_alive(record.get("pid"), record.get("start_time"))
+    def _plaintext_port(self, node_id: int) -> int:
+        return self.ports.internal(node_id)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with (self.state_dir / "lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _listener_ports(self, node_id: int) -> dict[str, int]:
+        return {"CLIENT": self.ports.client(node_id)}
 
     # ------------------------------------------------------------------ internals: checks
 
@@ -519,10 +327,10 @@ class SecondKafka:
                 "Run `make testbed-install` (bash tests/testbed/install.sh kafka)."
             )
 
-    def _check_ports(self, ports: SecondPorts) -> None:
+    def _check_ports(self) -> None:
         main = {port: service for service, port in self._main_ports.by_service().items()}
         hint = f"{SECOND_ENV}PORT_BASE"
-        for service, port in ports.by_service().items():
+        for service, port in self._configured_ports.by_service().items():
             if port in main:
                 raise TestbedError(
                     f"port {port} of cluster B's {service} is the main test bed's {main[port]}; "
@@ -535,22 +343,18 @@ class SecondKafka:
 
     def _start(self, timeout: float) -> None:
         began = time.monotonic()
-        for sub in ("data", "logs", "config"):
-            shutil.rmtree(self.state_dir / sub, ignore_errors=True)
-            (self.state_dir / sub).mkdir(parents=True)
-        self._state = {
-            "format": STATE_FORMAT,
-            "state_dir": str(self.state_dir),
-            "port_base": self._configured_ports.base,
-            "cluster_id": new_kafka_uuid(),
-            "username": USERNAME,
-            "password": secrets.token_hex(16),
-            "started_at": time.time(),
-            "starter_pid": os.getpid(),
-            "procs": {},
-        }
-        self._save_state()
-        self._format_storage()
+        state = self._new_state(
+            ("data", "logs", "config"),
+            port_base=self._configured_ports.base,
+            cluster_id=new_kafka_uuid(),
+            username=USERNAME,
+            password=secrets.token_hex(16),
+        )
+        properties = {i: second_kafka_properties(i, self._configured_ports, self.data_dir) for i in NODE_IDS}
+        scram = scram_format_args(USERNAME, state["password"], (SCRAM_MECHANISM,))
+        self._wait_storage_formats(
+            self._start_storage_formats(state["cluster_id"], properties, scram, "128m")
+        )
         for node_id in NODE_IDS:
             self._spawn(kafka_name(node_id), self.layout.kafka_argv(node_id))
 
@@ -560,175 +364,6 @@ class SecondKafka:
         for node_id in BROKER_IDS:
             self._wait_serving(kafka_name(node_id), remaining())
         self._wait_healthy(remaining())
-        self._state["up_seconds"] = round(time.monotonic() - began, 1)
+        state["up_seconds"] = round(time.monotonic() - began, 1)
         self._save_state()
         log.info("cluster B up in %.1f s", time.monotonic() - began)
-
-    def _format_storage(self) -> None:
-        """Write the four properties files and format the data directories with one cluster id, in
-        parallel; the SCRAM credentials go into the controller's bootstrap metadata."""
-        state = self._require_state()
-        formats: list[tuple[str, subprocess.Popen[bytes]]] = []
-        for node_id in NODE_IDS:
-            name = kafka_name(node_id)
-            props = self.layout.config_dir / f"{name}.properties"
-            props.write_text(second_kafka_properties(node_id, self._configured_ports, self.data_dir))
-            scram = [] if node_id else scram_format_args(USERNAME, state["password"], (SCRAM_MECHANISM,))
-            cmd = self.layout.java_command(
-                "kafka.tools.StorageTool", "format", "-t", state["cluster_id"], "-c", str(props), *scram,
-                heap="128m", log_file=self.logs_dir / "kafka-tools.log",
-            )  # fmt: skip
-            with (self.logs_dir / f"format-{name}.out").open("wb") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            formats.append((name, proc))
-        for name, proc in formats:
-            try:
-                rc = proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = -1
-            if rc != 0:
-                raise TestbedError(
-                    f"formatting the storage of cluster B's {name} failed:\n"
-                    f"{tail(self.logs_dir / f'format-{name}.out')}"
-                )
-
-    def _spawn(self, name: str, argv: Sequence[str]) -> None:
-        state = self._require_state()
-        out_path = self.logs_dir / f"{name}.out"
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        with out_path.open("ab") as out:
-            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.state_dir,
-                start_new_session=True,
-            )
-        self._children[name] = proc
-        state["procs"][name] = {
-            "pid": proc.pid,
-            "start_time": process_start_time(proc.pid),
-            "argv": list(argv),
-            "log": str(out_path),
-        }
-        self._save_state()
-
-    def _start_services(self, names: Sequence[str], timeout: float) -> None:
-        """Start those of ``names`` that are not running (SIGCONT the paused ones), then wait for them."""
-        stopped = []
-        for name in names:
-            record = self._record(name)
-            if is_alive(record.get("pid"), record.get("start_time")):
-                signal_process(record["pid"], signal.SIGCONT, record.get("start_time"))
-                continue
-            for port in self.ports.of(name):
-                if not port_is_free(port):
-                    raise PortBusyError(port, f"cluster B's {name}", port_owner(port), self.state_dir)
-            self._spawn(name, record["argv"])
-            stopped.append(name)
-        for name in stopped:
-            self._wait_serving(name, timeout)
-
-    # ------------------------------------------------------------------ internals: waiting
-
-    def _wait(self, check: Any, timeout: float, what: str) -> None:
-        """wait_until, failing early (with the log's tail) when a process of the cluster has died."""
-
-        def guarded() -> bool:
-            state = self._require_state()
-            dead = [n for n, r in state["procs"].items() if r["pid"] and not self._alive(state, n)]
-            if dead:
-                logs = tail(Path(state["procs"][dead[0]]["log"]))
-                kafka_log = self.logs_dir / f"{dead[0]}.log"
-                if kafka_log.exists():
-                    logs += f"\n--- {kafka_log}\n{tail(kafka_log)}"
-                raise TestbedError(
-                    f"cluster B's {dead[0]} exited while waiting for {what}; its log ends:\n{logs}"
-                )
-            return bool(check())
-
-        wait_until(guarded, timeout, what, interval=0.2)
-
-    def _wait_serving(self, name: str, timeout: float) -> None:
-        ports = self.ports
-        if name == kafka_name(0):
-            self._wait(lambda: port_listens(ports.kafka_controller), timeout, f"cluster B's {name} to listen")
-            return
-        node_id = int(name.split("-")[1])
-        internal, client = ports.internal(node_id), ports.client(node_id)
-        self._wait(lambda: kafka_serves(internal), timeout, f"cluster B's {name} to serve on {internal}")
-        self._wait(lambda: port_listens(client), timeout, f"cluster B's {name} to listen on {client}")
-        self._wait(
-            lambda: node_id in self.broker_nodes_or_empty(),
-            timeout,
-            f"cluster B to report {name} registered (to a SCRAM client)",
-        )
-
-    def _wait_healthy(self, timeout: float) -> None:
-        self._wait(
-            lambda: self.broker_nodes_or_empty() == RACKS,
-            timeout,
-            f"cluster B's describe_cluster to report brokers and racks {RACKS}",
-        )
-
-    def _wait_gone(self, name: str, pid: int, start_time: int | None, timeout: float) -> None:
-        child = self._children.get(name)
-
-        def gone() -> bool:
-            if child is not None:
-                child.poll()
-            return not is_alive(pid, start_time)
-
-        wait_until(gone, timeout, f"cluster B's {name} (pid {pid}) to exit", interval=0.05)
-
-    # ------------------------------------------------------------------ internals: stop
-
-    def _kill(self, name: str, sig: int, timeout: float) -> None:
-        record = self._record(name)
-        pid, start_time = record.get("pid"), record.get("start_time")
-        if not pid or not is_alive(pid, start_time):
-            return
-        signal_process(pid, sig, start_time)
-        if sig not in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            return
-        self._wait_gone(name, pid, start_time, timeout)
-        record["pid"] = record["start_time"] = None
-        self._save_state()
-        ports = self.ports.of(name)
-        wait_until(
-            lambda: all(map(port_is_free, ports)), 10, f"ports {ports} of cluster B's {name} to be free"
-        )
-
-    def _stop_locked(self, state: dict[str, Any] | None, timeout: float = 60.0) -> None:
-        if state is None:
-            return
-        self._admin = None
-        procs: dict[str, Any] = state.get("procs", {})
-        names = [n for n in STOP_ORDER if n in procs] + [n for n in procs if n not in STOP_ORDER]
-        for name in names:
-            signal_process(procs[name].get("pid") or 0, signal.SIGKILL, procs[name].get("start_time"))
-        for name in names:
-            if procs[name].get("pid"):
-                self._wait_gone(name, procs[name]["pid"], procs[name].get("start_time"), timeout)
-        self._children.clear()
-        if procs and "port_base" in state:
-            self._wait_ports_free(SecondPorts(int(state["port_base"])))
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        self.state_file.unlink(missing_ok=True)
-        self._state = None
-
-    def _wait_ports_free(self, ports: SecondPorts) -> None:
-        busy: list[str] = []
-
-        def all_free() -> bool:
-            busy[:] = [f"{p} ({s})" for s, p in ports.by_service().items() if not port_is_free(p)]
-            return not busy
-
-        try:
-            wait_until(all_free, 15, "cluster B's ports to be free")
-        except TimeoutError as exc:
-            raise TestbedError(f"stopped cluster B, but these ports are still busy: {busy}") from exc

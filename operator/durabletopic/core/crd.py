@@ -256,25 +256,54 @@ def build() -> dict[str, Any]:
         {"name": "Partitions", "type": "integer", "jsonPath": ".spec.partitions"},
         {"name": "RF", "type": "integer", "jsonPath": ".spec.replicationFactor"},
         {"name": "MinISR", "type": "integer", "jsonPath": ".spec.minInSyncReplicas"},
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        condition_column("Ready", "Ready"),
+        condition_column("Reason", "Ready", "reason"),
+        AGE_COLUMN,
     ]
-    root = {
-        "type": "object",
-        "description": "A Kafka topic that is durable by construction: replication factor, "
+    root = root_schema(
+        "A Kafka topic that is durable by construction: replication factor, "
         "min.insync.replicas and unclean leader election enforced by the operator.",
+        _spec_schema(),
+        _status_schema(),
+        _cel(""),
+    )
+    return definition(Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Namespaced", columns, root)
+
+
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def condition_column(name: str, condition: str, field: str = "status") -> dict[str, str]:
+    """A printer column of one condition's status (or reason)."""
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="{condition}")].{field}',
+    }
+
+
+def root_schema(
+    description: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    validations: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The openAPIV3Schema of a resource with a required spec and a status."""
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": _spec_schema(),
-            "status": _status_schema(),
+            "spec": spec,
+            "status": status,
         },
-        "x-kubernetes-validations": _cel(""),
     }
-    return definition(Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Namespaced", columns, root)
+    if validations:
+        root["x-kubernetes-validations"] = validations
+    return root
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,8 @@ class Fleet:
         self._statuses: dict[str, dict[str, Any]] = {}
         self._written_at: dict[str, float] = {}
         self._changed = asyncio.Event()
+        # The default cluster is there from the start: audited, and checked, before any object names it.
+        self.controller(default_cluster)
 
     # ----- controllers -----
 
@@ -121,13 +123,11 @@ class Fleet:
         self.controller(obj.cluster)._upsert(obj)
 
     def observe_policy_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        if self.tenancy.observe_policy(event_type, body):
-            self.requeue(obj.ref for obj in self.store)
+        # The tenancy state is shared, and a controller's requeue goes through `route` to every cluster.
+        self.controller(self.default_cluster).observe_policy_event(event_type, body)
 
     def observe_namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        namespace = self.tenancy.observe_namespace(event_type, body)
-        if namespace is not None:
-            self.requeue(self.tenancy.affected(self.store, {namespace}))
+        self.controller(self.default_cluster).observe_namespace_event(event_type, body)
 
     def observe_cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A KafkaCluster's watch event: its link is refreshed by the leader's loop, then its objects

@@ -120,25 +120,18 @@ def status_schema() -> dict[str, Any]:
 
 def build() -> dict[str, Any]:
     columns = [
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        durabletopic_crd.condition_column("Ready", "Ready"),
         {"name": "Cluster-ID", "type": "string", "jsonPath": ".status.clusterId"},
         {"name": "Brokers", "type": "integer", "jsonPath": ".status.brokerCount"},
         {"name": "Topics", "type": "integer", "jsonPath": ".status.durableTopics"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        durabletopic_crd.AGE_COLUMN,
     ]
-    root = {
-        "type": "object",
-        "description": "A Kafka cluster the operator manages topics on: how to reach it and authenticate, which "
+    root = durabletopic_crd.root_schema(
+        "A Kafka cluster the operator manages topics on: how to reach it and authenticate, which "
         "cluster it must be, and the floors of its topics. A DurableTopic names it in spec.clusterRef.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec_schema(),
-            "status": status_schema(),
-        },
-    }
+        spec_schema(),
+        status_schema(),
+    )
     return durabletopic_crd.definition(
         durabletopic_crd.Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Cluster", columns, root
     )

@@ -98,27 +98,16 @@ def build() -> dict[str, Any]:
         {"name": "Namespaces", "type": "integer", "jsonPath": ".status.namespaces"},
         {"name": "Topics", "type": "integer", "jsonPath": ".status.durableTopics"},
         {"name": "Violations", "type": "integer", "jsonPath": ".status.violations"},
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {
-            "name": "Conflicting",
-            "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="Conflicting")].status',
-        },
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        durabletopic_crd.condition_column("Ready", "Ready"),
+        durabletopic_crd.condition_column("Conflicting", "Conflicting"),
+        durabletopic_crd.AGE_COLUMN,
     ]
-    root = {
-        "type": "object",
-        "description": "What the DurableTopics of a group of namespaces may do: topic name prefixes, durability "
+    root = durabletopic_crd.root_schema(
+        "What the DurableTopics of a group of namespaces may do: topic name prefixes, durability "
         "floors, config rules, quotas, deletion and adoption. Enforced at admission and at reconcile time.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec_schema(),
-            "status": _status_schema(),
-        },
-    }
+        spec_schema(),
+        _status_schema(),
+    )
     return durabletopic_crd.definition(
         durabletopic_crd.Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Cluster", columns, root
     )
