@@ -109,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bed.up()
     bed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    bed.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/durabletopics.durabletopic.dev",
-        "crd/durabilitypolicies.durabletopic.dev",
-    )
+    bed.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
     start_operator(bed)
     print(bed.kubectl("apply", "-f", str(ROOT / "deploy" / "examples")).stdout)
     deadline = time.monotonic() + 90
