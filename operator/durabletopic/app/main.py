@@ -38,6 +38,20 @@ LEASE_NAME = "durable-topic-operator"
 CLUSTERS = "kafkaclusters"
 
 
+class RetriedIsWarning(logging.Filter):
+    """kopf logs a request it will retry as an ERROR; with endless retries (EndlessBackoffs) it is a
+    warning: a fresh CRD's watch answering 429 for a second, or an API server restart."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name.startswith("kopf.")
+            and "; will retry:" in str(record.msg)
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class EndlessBackoffs:
     """Retry delays for kopf's API calls that never run out: an API server restart is waited for."""
 

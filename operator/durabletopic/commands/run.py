@@ -34,6 +34,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from durabletopic.app.main import RetriedIsWarning
     from durabletopic.app.main import run as run_operator
 
     overrides = {name: getattr(args, name) for name in OperatorSettings.model_fields}
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RetriedIsWarning())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings, kubeconfig=args.kubeconfig))
     return 0
