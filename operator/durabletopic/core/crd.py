@@ -186,12 +186,7 @@ def _status_schema() -> dict[str, Any]:
                 "items": {"type": "string"},
                 "description": "Configs set on the topic that the spec does not name (left alone).",
             },
-            "conditions": {
-                "type": "array",
-                "items": condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            "conditions": conditions_schema(condition_schema()),
             "drift": {
                 "type": "array",
                 "description": "Keys in which Kafka differs from the spec and the policy, found by the sweep.",
@@ -268,6 +263,18 @@ def build() -> dict[str, Any]:
         _cel(""),
     )
     return definition(Names(KIND, PLURAL, SINGULAR, SHORT_NAMES), "Namespaced", columns, root)
+
+
+OBSERVED_GENERATION = {"type": "integer", "description": "The metadata.generation this status describes."}
+
+
+def conditions_schema(items: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """`status.conditions`: a list of conditions keyed by their type."""
+    schema: dict[str, Any] = {"type": "array"}
+    if description:
+        schema["description"] = description
+    schema.update({"items": items, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    return schema
 
 
 AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}

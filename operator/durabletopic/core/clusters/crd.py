@@ -58,18 +58,12 @@ def status_schema() -> dict[str, Any]:
         "description": "What the operator found at the cluster. The facts of Kafka (clusterId, brokers, "
         "controllerId) are those of the last contact (lastContactTime), kept while the cluster cannot be reached.",
         "properties": {
-            "observedGeneration": {
-                "type": "integer",
-                "description": "The metadata.generation this status describes.",
-            },
-            "conditions": {
-                "type": "array",
-                "description": f"Ready: whether the operator reaches the cluster and it is the cluster it must be. "
+            "observedGeneration": durabletopic_crd.OBSERVED_GENERATION,
+            "conditions": durabletopic_crd.conditions_schema(
+                durabletopic_crd.condition_schema(ClusterConditionType),
+                f"Ready: whether the operator reaches the cluster and it is the cluster it must be. "
                 f"Reasons: {reasons}.",
-                "items": durabletopic_crd.condition_schema(ClusterConditionType),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            ),
             "clusterId": {
                 "type": "string",
                 "description": "Kafka's id of the cluster, recorded at the first contact and pinned: Kafka reporting "

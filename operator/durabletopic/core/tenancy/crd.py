@@ -61,19 +61,13 @@ def _status_schema() -> dict[str, Any]:
         "type": "object",
         "description": "What the operator found about this policy.",
         "properties": {
-            "observedGeneration": {
-                "type": "integer",
-                "description": "The metadata.generation this status describes.",
-            },
-            "conditions": {
-                "type": "array",
-                "description": " and ".join(list(PolicyConditionType))
+            "observedGeneration": durabletopic_crd.OBSERVED_GENERATION,
+            "conditions": durabletopic_crd.conditions_schema(
+                durabletopic_crd.condition_schema(PolicyConditionType),
+                " and ".join(list(PolicyConditionType))
                 + ": Ready says the policy is read and enforced; Conflicting says its topic name prefixes "
                 "overlap those another policy gives to namespaces this one does not select.",
-                "items": durabletopic_crd.condition_schema(PolicyConditionType),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            ),
             "namespaces": {"type": "integer", "description": "Namespaces this policy selects."},
             "durableTopics": {
                 "type": "integer",
