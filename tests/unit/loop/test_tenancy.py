@@ -10,6 +10,7 @@ from durabletopic.core.model import ObjectRef
 from durabletopic.loop.controller import FINALIZER
 from durabletopic.loop.tenancy import Tenancy, write_policy_statuses
 from tests.unit.loop.conftest import Harness, until
+from tests.unit.loop.fakes import body as durabletopic_body
 
 TEAMS = {"team-a": {"tenant": "a"}, "team-b": {"tenant": "b"}}
 
@@ -306,3 +307,18 @@ async def test_a_topic_created_by_a_pass_whose_outcome_was_dropped_is_not_adopti
     assert harness.controller.queue.keys() == [ref], "the new copy is looked at again at once"
     await harness.settle()
     assert harness.ready(ref), harness.kube.events
+
+
+async def test_a_new_leader_knows_every_policy_before_its_first_pass(harness: Harness) -> None:
+    """No watch event of the policy has come yet (a restart, a lease hand-over): the listing that
+    precedes the first pass brings it, so the intruder is refused, not let write."""
+    harness.kube.namespaces.update(TEAMS)
+    harness.kube.policies["a"] = prefixed("a", "a")
+    harness.kafka.add_topic("team-b.orders", overrides={"retention.ms": "604800000"})
+    spec = {"partitions": 3, "topicName": "team-b.orders", "config": {"retention.ms": "1"}}
+    event = durabletopic_body("steal", spec, namespace="team-a")
+    harness.kube.objects[ObjectRef("team-a", "steal")] = event
+    await harness.controller.resync()
+    await harness.settle()
+    stalled(harness, ObjectRef("team-a", "steal"))
+    assert harness.kafka.topics["team-b.orders"].overrides == {"retention.ms": "604800000"}
