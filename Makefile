@@ -52,6 +52,10 @@ test-chaos: venv testbed-install ## the long fault-injection runs (full-size out
 	DURABLETOPIC_TEST_OUTAGE_SECONDS=60 DURABLETOPIC_TEST_CRASH_OBJECTS=500 \
 	  $(BIN)/pytest tests/e2e/test_resilience.py $(PYTEST_ARGS)
 
+.PHONY: durability-lab
+durability-lab: venv testbed-install ## each way Kafka loses a message, weak setting beside safe, on the test bed (about 10 min); writes the table in docs/durability.md and docs/durability-lab.svg
+	$(BIN)/python -m bench.durability $(LAB_ARGS)
+
 .PHONY: testbed-up
 testbed-up: venv testbed-install ## start the test bed (or reuse a running one)
 	$(BIN)/python -m tests.testbed up

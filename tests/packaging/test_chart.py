@@ -505,6 +505,7 @@ def test_monitoring_objects(helm_template: Render) -> None:
         "DurableTopicWeakeningDrift": 'durabletopic_drift{severity="weakening"}',
         "DurableTopicStalled": 'durabletopic_resources{condition="Stalled"}',
         "DurableTopicAuditFindings": "durabletopic_audit_findings",
+        "DurableTopicAuditCritical": 'durabletopic_audit_findings{severity="critical"}',
         "DurableTopicOperatorDown": "absent(up{",
         "DurableTopicKafkaUnreachable": "durabletopic_kafka_up",
     }

@@ -49,5 +49,14 @@ def test_weak_topics_and_defaults_are_findings() -> None:
         "broker-default-unclean-leader-election-enabled",
     ) in rules
     assert ("broker-default/auto.create.topics.enable", "broker-auto-create-topics-enabled") in rules
+    critical = {f.rule for f in findings if f.severity == "critical"}
+    assert critical == {"unclean-leader-election-enabled", "broker-default-unclean-leader-election-enabled"}
+
+
+def test_a_cluster_default_min_isr_below_the_floor_is_critical() -> None:
+    findings = audit_cluster([], dict(SAFE_BROKER, **{"min.insync.replicas": "1"}), Policy())
+    assert [(f.subject, f.rule, f.severity, f.actual) for f in findings] == [
+        ("cluster-default/min.insync.replicas", "cluster-default-min-insync-below-floor", "critical", "1")
+    ]
     table = render_table(findings)
     assert table.splitlines()[0].split() == ["SUBJECT", "RULE", "ACTUAL", "REQUIRED", "SEVERITY"]

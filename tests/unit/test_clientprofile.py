@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer
 
 from durabletopic.cli import main
 from durabletopic.core import clientprofile
-from durabletopic.tools.probe import ACKED, FAILED, Probe, ProbeConfig, producer_config
+from durabletopic.tools.probe import ProbeConfig, producer_config
 
 NOWHERE = "127.0.0.1:1"  # nothing listens there: the clients are built, never connected
 
@@ -222,56 +222,3 @@ def test_probe_without_a_cluster_cannot_run(capsys: pytest.CaptureFixture[str]) 
     assert captured.out == ""
     assert captured.err.startswith(f"durabletopic probe: cannot reach Kafka at {NOWHERE}")
     assert len(captured.err.strip().splitlines()) == 1
-
-
-# ---------------------------------------------------------------------- the probe's bookkeeping
-
-
-def _probe_with(acks: list[tuple[int, int, int]], reads: list[tuple[int, int, int]], n: int) -> Probe:
-    """A probe whose producer acknowledged ``acks`` (number, partition, offset), in that order, and whose
-    consumer then read ``reads`` (number, partition, offset), in that order."""
-    probe = Probe(ProbeConfig(bootstrap_servers=NOWHERE, topic="t", messages=n))
-    for number, partition, offset in acks:
-        probe.status[number] = ACKED
-        probe.ack_partition[number] = partition
-        probe.ack_offset[number] = offset
-        probe.ack_order.append(number)
-    for number in range(n):
-        if probe.status[number] != ACKED:
-            probe.status[number] = FAILED
-    for at, (number, partition, offset) in enumerate(reads, start=1):
-        if (probe.ack_partition[number], probe.ack_offset[number]) == (partition, offset):
-            probe.acked_copy_read_at[number] = at
-        if probe.seen[number]:
-            probe.report.duplicates_seen += 1
-            continue
-        probe.seen[number] = 1
-        probe._process(number)
-    probe._tally()
-    return probe
-
-
-def test_tally_of_a_clean_run() -> None:
-    acks = [(0, 0, 0), (1, 1, 0), (2, 0, 1), (3, 1, 1)]
-    report = _probe_with(acks, [(0, 0, 0), (2, 0, 1), (1, 1, 0), (3, 1, 1)], 4).report
-    assert (report.acknowledged, report.read, report.missing, report.out_of_order) == (4, 4, 0, 0)
-    assert report.ok
-
-
-def test_tally_counts_missing_and_out_of_order() -> None:
-    acks = [(0, 0, 0), (1, 0, 1), (2, 0, 2)]
-    report = _probe_with(acks, [(1, 0, 1), (0, 0, 0)], 4).report  # 2 never read, 0 after 1
-    assert report.missing == 1
-    assert report.out_of_order == 1
-    assert report.failed == 1
-    assert not report.ok
-
-
-def test_tally_does_not_blame_an_early_unacknowledged_copy() -> None:
-    # Message 0 timed out in flight but was written at offset 0; re-sent, it was acknowledged at 2.
-    acks = [(1, 0, 1), (0, 0, 2)]
-    report = _probe_with(acks, [(0, 0, 0), (1, 0, 1), (0, 0, 2)], 2).report
-    assert report.duplicates_seen == 1
-    assert report.duplicates_delivered == 0
-    assert report.out_of_order == 0
-    assert report.missing == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from durabletopic.core.conditions import conditions_for_plan, merge_conditions
-from durabletopic.core.health import replica_health
+from durabletopic.core.health import needs_eligible_leaders, replica_health, with_eligible_leaders
 from durabletopic.core.model import ObservedTopic, PartitionState
 from durabletopic.core.plan import Refusal, TopicPlan
 from durabletopic.core.reasons import Reason
@@ -64,3 +64,22 @@ async def test_work_queue_dedups_and_delays() -> None:
     queue.add("c", delay=0.05)
     assert await asyncio.wait_for(queue.take(10), 1) == ["c"]
     assert len(queue) == 0
+
+
+def test_eligible_leader_replicas_are_counted_where_kafka_keeps_them() -> None:
+    configs = {"min.insync.replicas": "2"}
+    healthy = ObservedTopic("t", "i", (partition(1, 3), partition(1, 2)), {}, configs)
+    under = ObservedTopic(
+        "t", "i", (partition(1, 1), PartitionState(1, 1, (1, 2, 3), (1, 2, 3))), {}, configs
+    )
+    leaderless = ObservedTopic("t", "i", (partition(None, 0),), {}, configs)
+    assert not needs_eligible_leaders(healthy)
+    assert needs_eligible_leaders(under) and needs_eligible_leaders(leaderless)
+    read = with_eligible_leaders(under, {0: (2,)})
+    assert read.partitions[0].eligible_leader_replicas == (2,)
+    assert read.partitions[1].eligible_leader_replicas == ()
+    health = replica_health(read)
+    assert (health.under_min_isr, health.with_eligible_leaders) == (1, 1)
+    assert health.as_status()["withEligibleLeaderReplicas"] == 1
+    assert "1 with eligible leader replicas" in health.message("t")
+    assert replica_health(under).with_eligible_leaders == 0

@@ -64,6 +64,13 @@ class Metrics:
         self.offline = Gauge(
             "durabletopic_partitions_offline", "Partitions with no leader.", ["cluster", "topic"], registry=r
         )
+        self.eligible_leaders = Gauge(
+            "durabletopic_partitions_with_eligible_leader_replicas",
+            "Partitions under min.insync.replicas or leaderless that have eligible leader replicas "
+            "(Kafka 4.x, KIP-966): replicas out of the ISR that can still be elected cleanly.",
+            ["cluster", "topic"],
+            registry=r,
+        )
         self.audit_findings = Gauge(
             "durabletopic_audit_findings",
             "Cluster audit findings by rule.",
@@ -211,6 +218,7 @@ class Metrics:
         self.under_min_isr.labels(*key).set(health.under_min_isr)
         self.at_min_isr.labels(*key).set(health.at_min_isr)
         self.offline.labels(*key).set(health.offline)
+        self.eligible_leaders.labels(*key).set(health.with_eligible_leaders)
 
     def forget(self, ref: ObjectRef) -> None:
         """Drops every series of a deleted DurableTopic, each in O(1)."""
@@ -231,7 +239,13 @@ class Metrics:
             self._remove_health(key)
 
     def _remove_health(self, key: tuple[str, str]) -> None:
-        for gauge in (self.under_replicated, self.under_min_isr, self.at_min_isr, self.offline):
+        for gauge in (
+            self.under_replicated,
+            self.under_min_isr,
+            self.at_min_isr,
+            self.offline,
+            self.eligible_leaders,
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(*key)
 

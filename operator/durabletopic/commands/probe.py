@@ -20,9 +20,11 @@ def register(commands: Any) -> None:
         description="Write N numbered messages to an existing topic with the client durability profile "
         "(acks=all, idempotence, retries with backoff, every send checked in a delivery callback, failed "
         "sends re-sent), running --fault-cmd half way and --recover-cmd at three quarters; then read the "
-        "topic with a consumer that commits after processing and drops duplicates by key. "
-        "Exit 0 when every acknowledged message was read, 1 when one is missing, 2 when the probe "
-        "cannot run (or a fault or recover command failed).",
+        "topic with a consumer, in a process of its own, that commits after processing and processes "
+        "idempotently by key. --producer fire-and-forget, --consumer auto-commit and --consumer-crash-after "
+        "show what the unsafe practices lose. Exit 0 when every message believed sent was read and "
+        "processed once, 1 when one was lost, not processed or processed twice, 2 when the probe cannot run "
+        "(or a fault or recover command failed).",
     )
     add_kafka_target_flags(parser)
     parser.add_argument("--topic", required=True, help="an existing topic (the probe creates none)")
@@ -38,6 +40,37 @@ def register(commands: Any) -> None:
         choices=["all", "1", "0"],
         default="all",
         help="the producer's acks; 1 and 0 (without idempotence) demonstrate an unsafe producer",
+    )
+    parser.add_argument(
+        "--producer",
+        choices=["checked", "fire-and-forget"],
+        default="checked",
+        help="checked (default): every send checked in a delivery callback and failed sends re-sent; "
+        "fire-and-forget: retries=0, no idempotence, outcomes ignored (use with --acks 1)",
+    )
+    parser.add_argument(
+        "--consumer",
+        choices=["checked", "auto-commit"],
+        default="checked",
+        help="checked (default): no auto commit, commit after processing, idempotent processing; "
+        "auto-commit: offsets committed in the background as records are handed over, before processing",
+    )
+    parser.add_argument(
+        "--consumer-crash-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="SIGKILL the consumer in the middle of a batch once it has processed N messages; a second "
+        "consumer of the same group then reads to the end",
+    )
+    parser.add_argument(
+        "--processing-ms",
+        type=float,
+        default=0.0,
+        help="the time the application takes to process one message (default 0)",
+    )
+    parser.add_argument(
+        "--consumer-batch", type=int, default=1000, help="records per batch the consumer takes (default 1000)"
     )
     parser.add_argument("--output", choices=["table", "json"], default="table")
     parser.add_argument(
@@ -77,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         return cannot("--timeout and --delivery-timeout must be positive")
     if not 0 <= args.max_retries <= 100:
         return cannot("--max-retries must be between 0 and 100")
+    if args.consumer_crash_after is not None and not 0 < args.consumer_crash_after < args.messages:
+        return cannot("--consumer-crash-after must be between 1 and --messages - 1")
+    if args.processing_ms < 0 or args.consumer_batch < 2:
+        return cannot("--processing-ms must not be negative and --consumer-batch must be at least 2")
     quiet_librdkafka()
     try:
         target = kafka_target_from(args, timeout_s=min(args.timeout, CLUSTER_CHECK_TIMEOUT_S))
@@ -91,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
             delivery_timeout_s=args.delivery_timeout,
             max_retries=args.max_retries,
             rate=args.rate,
+            producer=args.producer,
+            consumer=args.consumer,
+            consumer_crash_after=args.consumer_crash_after,
+            consumer_batch=args.consumer_batch,
+            processing_ms=args.processing_ms,
             client_config=target.client_config,
         )
         report = Probe(config).run()

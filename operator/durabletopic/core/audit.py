@@ -63,19 +63,32 @@ def _audit_topic(topic: ObservedTopic, policy: Policy) -> list[Finding]:
             )
         )
     if is_enabled(topic.effective.get(UNCLEAN_LEADER_ELECTION)):
-        found.append(_finding(subject, "unclean-leader-election-enabled", "true", "false", Severity.HIGH))
+        found.append(_finding(subject, "unclean-leader-election-enabled", "true", "false", Severity.CRITICAL))
     return found
 
 
 def _audit_broker(config: Mapping[str, str], policy: Policy) -> list[Finding]:
     found: list[Finding] = []
+    # Kafka 4.1+ with eligible leader replicas (KIP-966) keeps min.insync.replicas at cluster level
+    # only (copied from the controller's static config, 1 unless set; broker-level values removed):
+    # every topic without an override gets it, and at 1 no replica is ever kept electable.
+    min_isr = parse_int(config.get(MIN_INSYNC_REPLICAS))
+    if min_isr is not None and min_isr < policy.min_insync_replicas:
+        found.append(
+            _finding(
+                f"cluster-default/{MIN_INSYNC_REPLICAS}",
+                "cluster-default-min-insync-below-floor",
+                config[MIN_INSYNC_REPLICAS],
+                f">= {policy.min_insync_replicas}",
+                Severity.CRITICAL,
+            )
+        )
     floors = (
         (
             "default.replication.factor",
             policy.min_replication_factor,
             "broker-default-replication-factor-below-floor",
         ),
-        (MIN_INSYNC_REPLICAS, policy.min_insync_replicas, "broker-default-min-insync-below-floor"),
         (
             "offsets.topic.replication.factor",
             policy.min_replication_factor,
@@ -103,7 +116,7 @@ def _audit_broker(config: Mapping[str, str], policy: Policy) -> list[Finding]:
                 "broker-default-unclean-leader-election-enabled",
                 "true",
                 "false",
-                Severity.HIGH,
+                Severity.CRITICAL,
             )
         )
     if is_enabled(config.get("auto.create.topics.enable")):

@@ -234,6 +234,11 @@ def _status_schema() -> dict[str, Any]:
                         "description": "Partitions one failure away from under-min-ISR.",
                     },
                     "offline": {"type": "integer", "description": "Partitions with no leader."},
+                    "withEligibleLeaderReplicas": {
+                        "type": "integer",
+                        "description": "Partitions under min ISR or leaderless with eligible leader replicas "
+                        "(Kafka 4.x, KIP-966): replicas out of the ISR that can still be elected cleanly.",
+                    },
                 },
             },
             "lastReconcileTime": {

@@ -1,10 +1,12 @@
-"""Replica health of a topic, from its partitions' leaders and in-sync replicas. Pure."""
+"""Replica health of a topic, from its partitions' leaders, in-sync and eligible leader replicas. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from durabletopic.core.model import ObservedTopic
+from durabletopic.core.model import ObservedTopic, PartitionState
 from durabletopic.core.reasons import Reason
 
 
@@ -15,6 +17,7 @@ class ReplicaHealth:
     under_min_isr: int
     at_min_isr: int
     offline: int
+    with_eligible_leaders: int = 0
 
     @property
     def reason(self) -> Reason:
@@ -45,6 +48,11 @@ class ReplicaHealth:
             parts.append(
                 f"{self.at_min_isr} at min.insync.replicas (one more failure stops acks=all producers)"
             )
+        if self.with_eligible_leaders:
+            parts.append(
+                f"{self.with_eligible_leaders} with eligible leader replicas (replicas out of the ISR that "
+                "hold every acknowledged message and can still be elected cleanly)"
+            )
         return f"Of {self.partitions} partitions of {topic}: " + ", ".join(parts) + "."
 
     def as_status(self) -> dict[str, int]:
@@ -54,14 +62,17 @@ class ReplicaHealth:
             "underMinIsr": self.under_min_isr,
             "atMinIsr": self.at_min_isr,
             "offline": self.offline,
+            "withEligibleLeaderReplicas": self.with_eligible_leaders,
         }
 
 
 def replica_health(topic: ObservedTopic) -> ReplicaHealth:
     min_isr = topic.effective_min_insync_replicas()
-    under_replicated = under_min = at_min = offline = 0
+    under_replicated = under_min = at_min = offline = eligible = 0
     for partition in topic.partitions:
         isr = len(partition.isr)
+        if partition.eligible_leader_replicas:
+            eligible += 1
         if partition.leader is None:
             offline += 1
         if isr < len(partition.replicas):
@@ -70,4 +81,20 @@ def replica_health(topic: ObservedTopic) -> ReplicaHealth:
             under_min += 1
         elif isr == min_isr:
             at_min += 1
-    return ReplicaHealth(len(topic.partitions), under_replicated, under_min, at_min, offline)
+    return ReplicaHealth(len(topic.partitions), under_replicated, under_min, at_min, offline, eligible)
+
+
+def needs_eligible_leaders(topic: ObservedTopic) -> bool:
+    """Whether a partition is where Kafka keeps eligible leader replicas: under min ISR, or leaderless."""
+    min_isr = topic.effective_min_insync_replicas()
+    return any(p.leader is None or len(p.isr) < min_isr for p in topic.partitions)
+
+
+def with_eligible_leaders(topic: ObservedTopic, found: Mapping[int, tuple[int, ...]]) -> ObservedTopic:
+    """The topic with the eligible leader replicas Kafka named for its partitions."""
+
+    def one(partition: PartitionState) -> PartitionState:
+        elr = found.get(partition.partition, ())
+        return dataclasses.replace(partition, eligible_leader_replicas=elr) if elr else partition
+
+    return dataclasses.replace(topic, partitions=tuple(one(p) for p in topic.partitions))

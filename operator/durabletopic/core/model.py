@@ -168,6 +168,9 @@ class PartitionState:
     leader: int | None
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
+    # Kafka 4.x (KIP-966): replicas out of the ISR that still hold every acknowledged message and can
+    # be elected cleanly. Read only where a partition is under min.insync.replicas or has no leader.
+    eligible_leader_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,13 +96,14 @@ class Severity(StrEnum):
 
     A difference between Kafka and the spec (`status.drift`, the drift metrics) is weakening or
     benign; a problem of a manifest (`validate`) is an error (refused) or a warning; a cluster audit
-    finding is high, medium or low.
+    finding is critical, high, medium or low.
     """
 
     WEAKENING = "weakening"
     BENIGN = "benign"
     ERROR = "error"
     WARNING = "warning"
+    CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
@@ -110,7 +111,7 @@ class Severity(StrEnum):
 
 DIFFERENCE_SEVERITIES = (Severity.WEAKENING, Severity.BENIGN)
 MANIFEST_SEVERITIES = (Severity.ERROR, Severity.WARNING)
-AUDIT_SEVERITIES = (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+AUDIT_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 
 
 class Stage(StrEnum):

@@ -12,6 +12,7 @@ the calls through the ports.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -20,7 +21,7 @@ from typing import Any, cast
 
 from durabletopic.core import outcome as outcomes
 from durabletopic.core.drift import reported_keys
-from durabletopic.core.health import replica_health
+from durabletopic.core.health import needs_eligible_leaders, replica_health, with_eligible_leaders
 from durabletopic.core.model import ClusterInfo, DeletionPolicy, ObjectRef, ObservedTopic, Policy, TopicError
 from durabletopic.core.outcome import Outcome
 from durabletopic.core.ownership import ACCEPT_TOPIC_ID
@@ -272,6 +273,8 @@ class Controller:
             for obj in self.store:
                 if not obj.paused and self.mine(obj):
                     self.queue.add(obj.ref)
+            if not self.queue.due_count():
+                self._drained.set()  # nothing to check: no pass will come to say so
             try:
                 await asyncio.wait_for(self._drained.wait(), self.sweep_interval * 3)
                 self.metrics.record_sweep(time.monotonic() - started)
@@ -297,6 +300,25 @@ class Controller:
     def leader_loops(self) -> list[Awaitable[None]]:
         """Everything a leader runs when this controller is the only one."""
         return [*self.loops(), self.resync_periodically(), self.policy_statuses()]
+
+    async def _with_eligible_leaders(self, reads: TopicReads) -> TopicReads:
+        """The reads, with Kafka 4.x's eligible leader replicas where a partition is under min ISR or
+        leaderless (no request at all while every partition is healthy); without them if they cannot
+        be read (an older Kafka, or no answer): they are reported, never acted on."""
+        wanted = {n: t for n, t in reads.observed.items() if t is not None and needs_eligible_leaders(t)}
+        reader = self.link.reassigner
+        if not wanted or reader is None:
+            return reads
+        try:
+            found = await reader.eligible_leader_replicas(sorted(wanted))
+        except KafkaUnavailable as error:
+            log.debug("eligible leader replicas not read: %s", error)
+            return reads
+        observed = dict(reads.observed)
+        for name, topic in wanted.items():
+            if name in found:
+                observed[name] = with_eligible_leaders(topic, found[name])
+        return dataclasses.replace(reads, observed=observed)
 
     async def policy_statuses(self) -> None:
         await write_policy_statuses(self.tenancy, self.store, self.kube, self.metrics, self.now)
@@ -355,6 +377,7 @@ class Controller:
                 for obj, _ in work:
                     results[obj.ref] = outcomes.kafka_unavailable(str(error))
                 return await self._finish(objects, results, verdicts)
+            reads = await self._with_eligible_leaders(reads)
             wrong = self.link.check(cluster, self.now())
             if wrong is not None:
                 results.update(self.deletions.pending(deleting, wrong))

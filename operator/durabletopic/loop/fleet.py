@@ -231,8 +231,14 @@ class Fleet:
                     findings = audit.audit_cluster(topics, broker, controller.policy)
                     link.audit_counts = dict(audit.counts_by_rule(findings))
                     self.metrics.set_audit(link.audit_counts, metric_cluster(link.name))
+                    log.info(
+                        "cluster audit: %d findings over %d topics of cluster %s",
+                        len(findings),
+                        len(topics),
+                        metric_cluster(link.name),
+                    )
                 except KafkaAdminError as error:
-                    log.warning("audit of cluster %s skipped: %s", metric_cluster(link.name), error)
+                    log.warning("cluster audit skipped for cluster %s: %s", metric_cluster(link.name), error)
             await asyncio.sleep(link.audit_interval or self.audit_interval)
 
     async def resync_periodically(self) -> None:

@@ -77,12 +77,18 @@ class KafkaPort(Protocol):
 
 
 class ReassignPort(Protocol):
-    """Partition reassignment (KIP-455)."""
+    """What only the second Kafka client does: partition reassignment (KIP-455), and the eligible leader
+    replicas of Kafka 4.x (KIP-966, the DescribeTopicPartitions request)."""
 
     async def ongoing(self) -> Mapping[str, Mapping[int, PartitionMove]]: ...
     async def reassign(
         self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
     ) -> dict[str, str | None]: ...
+    async def eligible_leader_replicas(
+        self, topics: Collection[str]
+    ) -> dict[str, dict[int, tuple[int, ...]]]:
+        """Per topic and partition, the eligible leader replicas Kafka names (partitions with none left
+        out); raises KafkaUnavailable."""
 
 
 class KubePort(Protocol):

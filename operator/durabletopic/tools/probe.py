@@ -1,44 +1,59 @@
-"""The end-to-end durability probe: is every acknowledged message still readable after a fault?
+"""The end-to-end durability probe: is every message the application believed sent, processed once?
 
-A producer with the client profile (:mod:`durabletopic.clientprofile`) writes N numbered messages (key:
-the number as a string; value: the run id and the number) and checks every send in an asynchronous
-delivery callback, recording the (partition, offset) of each acknowledgement, or the error. A send that
-failed after the client's own retries is produced again by the probe, up to ``max_retries`` times, as an
-application should; one that still fails is counted ``failed``. A fault command (for example one that
-SIGKILLs a broker) runs once half of the messages are sent, a recover command once three quarters are.
+A producer writes N numbered messages (key: the number as a string; value: the run id and the number).
+Two producers:
 
-Then a consumer with the profile (own group, no auto commit, read_committed, earliest) reads the topic
-until it has seen every acknowledged message, or until the timeout. It processes idempotently by key: a
-key seen before is counted in ``duplicates_seen`` and not handed to the application again; offsets are
-committed after each processed batch.
+* ``checked`` (the client profile, :mod:`durabletopic.core.clientprofile`): every send is checked in an
+  asynchronous delivery callback, which records the (partition, offset) of each acknowledgement or the
+  error; a send that failed after the client's own retries is produced again by the probe, up to
+  ``max_retries`` times, as an application should; one that still fails is counted ``failed``. The
+  application believes sent what was acknowledged.
+* ``fire-and-forget``: ``retries=0``, no idempotence, nothing re-sent: the application believes sent
+  every message the client accepted (the callback is still recorded, for the report only).
+
+A fault command (for example one that SIGKILLs a broker) runs once half of the messages are sent, a
+recover command once three quarters are (after the fault command has finished).
+
+Then the application consumes the topic in a process of its own (:mod:`durabletopic.tools.probe_consumer`,
+``checked`` or ``auto-commit``), which may be SIGKILLed in the middle of a batch; a second one in the same
+group then finishes. Each processed message is written to the probe's store: with the ``checked``
+consumer the store upserts by key (idempotent processing: a redelivered message is counted in
+``absorbed`` and has no second effect), with ``auto-commit`` it appends (a redelivery is a second
+effect, counted in ``duplicates_delivered``).
 
 The report: ``sent`` (distinct messages handed to the producer), ``acknowledged``, ``failed``,
-``retried`` (sends the probe repeated), ``read`` (distinct messages of this run read), ``missing``
-(acknowledged, never read), ``duplicates_seen`` (records of a message read before),
-``duplicates_delivered`` (messages the application got twice: 0 unless the deduplication is broken),
-``out_of_order`` (per partition, acknowledged messages the consumer read before one acknowledged earlier
-on that partition; only the acknowledged copy counts, found by its offset, so with ``acks=0`` there is
-nothing to compare), ``failed_but_read`` (an error reached the producer, yet the message was written),
-the delivery errors by name, and the times.
+``retried`` (sends the probe repeated), ``believed_sent``, ``read`` (distinct messages of this run
+read), ``missing`` (acknowledged, never read: lost by Kafka), ``never_arrived`` (believed sent, never
+read: lost as the application sees it), ``processed``, ``not_processed`` (read and never processed: the
+consumer committed past them), ``duplicates_seen`` (records of a message read before),
+``duplicates_delivered``, ``absorbed``, ``out_of_order`` (per partition, acknowledged messages read
+before one acknowledged earlier on that partition; only the acknowledged copy counts, found by its
+offset, so with ``acks=0`` there is nothing to compare), ``failed_but_read`` (an error reached the
+producer, yet the message was written), the delivery errors by name, and the times.
 
 Memory stays small for large N: per message a few bytes in ``bytearray`` and ``array`` columns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
+import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import IO, Any, Final, Literal
 
 from durabletopic.adapters.kafka.clientconfig import LIBRDKAFKA_LOGGER
 from durabletopic.core import clientprofile
+from durabletopic.tools.probe_consumer import CONSUMER_MODES, ConsumerMode, ConsumerSettings
 
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
@@ -47,7 +62,8 @@ PENDING: Final = 0
 ACKED: Final = 1
 FAILED: Final = 2
 
-_CONSUME_BATCH: Final = 1000
+ProducerMode = Literal["checked", "fire-and-forget"]
+PRODUCER_MODES: Final[tuple[ProducerMode, ...]] = ("checked", "fire-and-forget")
 
 
 class ProbeError(RuntimeError):
@@ -66,6 +82,11 @@ class ProbeConfig:
     delivery_timeout_s: float = 30.0
     max_retries: int = 3
     rate: float = 0.0
+    producer: ProducerMode = "checked"
+    consumer: ConsumerMode = "checked"
+    consumer_crash_after: int | None = None
+    consumer_batch: int = 1000
+    processing_ms: float = 0.0
     client_config: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -83,14 +104,22 @@ class ProbeReport:
     topic: str
     partitions: int
     acks: str
+    producer: str = "checked"
+    consumer: str = "checked"
     sent: int = 0
     acknowledged: int = 0
     failed: int = 0
     retried: int = 0
+    believed_sent: int = 0
     read: int = 0
     missing: int = 0
+    never_arrived: int = 0
+    processed: int = 0
+    not_processed: int = 0
     duplicates_seen: int = 0
     duplicates_delivered: int = 0
+    absorbed: int = 0
+    consumer_crashes: int = 0
     out_of_order: int = 0
     failed_but_read: int = 0
     delivery_errors: dict[str, int] = field(default_factory=dict)
@@ -103,8 +132,13 @@ class ProbeReport:
     elapsed_s: float = 0.0
 
     @property
+    def delivery_errors_total(self) -> int:
+        return sum(self.delivery_errors.values())
+
+    @property
     def ok(self) -> bool:
-        return self.missing == 0
+        """Nothing lost (by Kafka, by the producer or by the consumer) and nothing processed twice."""
+        return not (self.missing or self.never_arrived or self.not_processed or self.duplicates_delivered)
 
     @property
     def commands_failed(self) -> list[CommandRun]:
@@ -113,6 +147,7 @@ class ProbeReport:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ok"] = self.ok
+        data["delivery_errors_total"] = self.delivery_errors_total
         return data
 
 
@@ -131,18 +166,10 @@ def producer_config(config: ProbeConfig) -> dict[str, Any]:
     if config.acks != "all":
         # librdkafka refuses idempotence without acks=all: this is the unsafe producer, on purpose.
         conf["enable.idempotence"] = "false"
+    if config.producer == "fire-and-forget":
+        conf["enable.idempotence"] = "false"
+        conf["retries"] = "0"
     return conf
-
-
-def consumer_config(config: ProbeConfig, group_id: str) -> dict[str, Any]:
-    return {
-        **config.client_config,
-        "bootstrap.servers": config.bootstrap_servers,
-        **clientprofile.settings("consumer"),
-        "group.id": group_id,
-        "allow.auto.create.topics": "false",
-        "logger": librdkafka_log,
-    }
 
 
 class _Commands(threading.Thread):
@@ -207,21 +234,39 @@ class Probe:
             raise ProbeError("--messages must be at least 1")
         if config.acks not in ("all", "1", "0"):
             raise ProbeError(f"acks must be all, 1 or 0, not {config.acks!r}")
+        if config.producer not in PRODUCER_MODES:
+            raise ProbeError(
+                f"the producer must be one of {', '.join(PRODUCER_MODES)}, not {config.producer!r}"
+            )
+        if config.consumer not in CONSUMER_MODES:
+            raise ProbeError(
+                f"the consumer must be one of {', '.join(CONSUMER_MODES)}, not {config.consumer!r}"
+            )
         self.config = config
+        # A fire-and-forget application re-sends nothing: it does not look at the outcome of a send.
+        self.max_retries = 0 if config.producer == "fire-and-forget" else config.max_retries
         self.run_id = secrets.token_hex(4)
         n = config.messages
         self.status = bytearray(n)
         self.attempts = bytearray(n)
+        self.refused = bytearray(n)  # produce() raised: the application was told at once
         self.ack_partition = array("i", [-1]) * n
         self.ack_offset = array("q", [-1]) * n
         self.ack_order = array("i")
-        self.seen = bytearray(n)
-        self.delivered = bytearray(n)  # the application's own count, saturating at 255
+        self.received = bytearray(n)  # records handed to the application, saturating at 255
+        self.effects = bytearray(n)  # the store: effects of processing, saturating at 255
         self.acked_copy_read_at = array("q", [-1]) * n
+        self.read_seq = 0
         self.retry_queue: deque[int] = deque()
         self.pending = 0
         self.stopping = False
-        self.report = ProbeReport(topic=config.topic, partitions=0, acks=config.acks)
+        self.report = ProbeReport(
+            topic=config.topic,
+            partitions=0,
+            acks=config.acks,
+            producer=config.producer,
+            consumer=config.consumer,
+        )
         self._errors: Counter[str] = Counter()
         self._consumer_errors: Counter[str] = Counter()
 
@@ -288,7 +333,7 @@ class Probe:
         if err.fatal() and self.report.fatal_error is None:
             self.report.fatal_error = err.str()
             self.stopping = True
-        if self.stopping or self.attempts[n] > self.config.max_retries:
+        if self.stopping or self.attempts[n] > self.max_retries:
             self.status[n] = FAILED
             self.pending -= 1
         else:
@@ -312,6 +357,7 @@ class Probe:
                     self.report.fatal_error = error.args[0].str()
                     self.stopping = True
                 self.status[n] = FAILED
+                self.refused[n] = 1
                 self.pending -= 1
                 return
 
@@ -366,55 +412,79 @@ class Probe:
     # ------------------------------------------------------------------ consuming
 
     def _consume(self) -> None:
-        from confluent_kafka import Consumer, KafkaError, KafkaException
-
+        """The application reads the topic to its end; when it crashes, a second one of the group finishes."""
         config = self.config
-        need = self.status.count(ACKED)
-        try:
-            consumer = Consumer(consumer_config(config, f"durabletopic-probe-{self.run_id}"))
-        except (KafkaException, ValueError, TypeError) as error:
-            raise ProbeError(f"cannot create the consumer: {_describe(error)}") from error
-        consumer.subscribe([config.topic])
-        deadline = time.monotonic() + config.timeout_s
-        seen_acked = 0
-        read_seq = 0
-        run_id = self.run_id.encode()
-        try:
-            while seen_acked < need and time.monotonic() < deadline:
-                batch = consumer.consume(num_messages=_CONSUME_BATCH, timeout=0.5)
-                records = 0
-                for msg in batch:
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            self._consumer_errors[err.name()] += 1
-                        continue
-                    records += 1
-                    n = _message_number(msg.value(), run_id, len(self.seen))
-                    if n < 0:
-                        continue  # another run's message, or not a probe message
-                    read_seq += 1
-                    if self.ack_partition[n] == msg.partition() and self.ack_offset[n] == msg.offset():
-                        self.acked_copy_read_at[n] = read_seq
-                    if self.seen[n]:
-                        self.report.duplicates_seen += 1
-                        continue
-                    self.seen[n] = 1
-                    self._process(n)
-                    if self.status[n] == ACKED:
-                        seen_acked += 1
-                if records:
-                    try:
-                        consumer.commit(asynchronous=False)  # after processing, never before
-                    except KafkaException as error:
-                        self._consumer_errors[f"commit:{_describe(error)}"] += 1
-        finally:
-            consumer.close()
+        settings = ConsumerSettings(
+            bootstrap_servers=config.bootstrap_servers,
+            topic=config.topic,
+            group_id=f"durabletopic-probe-{self.run_id}",
+            run_id=self.run_id,
+            messages=config.messages,
+            mode=config.consumer,
+            crash_after=config.consumer_crash_after,
+            batch_size=config.consumer_batch,
+            processing_ms=config.processing_ms,
+            timeout_s=config.timeout_s,
+            client_config=config.client_config,
+        )
+        exit_code = self._run_consumer(settings)
+        if exit_code == -signal.SIGKILL and config.consumer_crash_after is not None:
+            self.report.consumer_crashes += 1
+            exit_code = self._run_consumer(dataclasses.replace(settings, crash_after=None))
+        if exit_code != 0:
+            self._consumer_errors[f"consumer exited with {exit_code}"] += 1
 
-    def _process(self, n: int) -> None:
-        """The application: it counts what it was handed (a real one would do its work here)."""
-        if self.delivered[n] < 255:
-            self.delivered[n] += 1
+    def _run_consumer(self, settings: ConsumerSettings) -> int:
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "durabletopic.tools.probe_consumer"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(settings.to_json().encode())
+                process.stdin.close()
+                self._read_events(process.stdout)
+                exit_code = process.wait(timeout=settings.timeout_s + 30)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            stderr.seek(0)
+            for line in stderr.read().decode(errors="replace").splitlines():
+                if line.startswith("consumer error: "):
+                    self._consumer_errors[line.removeprefix("consumer error: ")] += 1
+                elif line.strip() and not line.startswith("%"):
+                    log.warning("probe consumer: %s", line)
+        return exit_code
+
+    def _read_events(self, events: IO[bytes]) -> None:
+        for line in events:
+            kind, _, rest = line.decode().strip().partition(" ")
+            if kind == "R":
+                number, partition, offset = (int(x) for x in rest.split())
+                self._received(number, partition, offset)
+            elif kind == "P":
+                self._store(int(rest))
+
+    def _received(self, n: int, partition: int, offset: int) -> None:
+        self.read_seq += 1
+        if self.ack_partition[n] == partition and self.ack_offset[n] == offset:
+            self.acked_copy_read_at[n] = self.read_seq
+        if self.received[n]:
+            self.report.duplicates_seen += 1
+        if self.received[n] < 255:
+            self.received[n] += 1
+
+    def _store(self, n: int) -> None:
+        """The application's store: upsert by key behind the checked consumer, append behind auto-commit."""
+        if self.effects[n] and self.config.consumer == "checked":
+            self.report.absorbed += 1
+            return
+        if self.effects[n] < 255:
+            self.effects[n] += 1
 
     # ------------------------------------------------------------------ the report
 
@@ -422,14 +492,21 @@ class Probe:
         report = self.report
         report.acknowledged = self.status.count(ACKED)
         report.failed = self.status.count(FAILED)
-        report.read = len(self.seen) - self.seen.count(0)
+        believed = self._believed_sent()
+        report.believed_sent = sum(believed)
+        report.read = len(self.received) - self.received.count(0)
         report.missing = sum(
-            1 for n in range(len(self.status)) if self.status[n] == ACKED and not self.seen[n]
+            1 for n in range(len(self.status)) if self.status[n] == ACKED and not self.received[n]
         )
+        report.never_arrived = sum(1 for n in range(len(self.status)) if believed[n] and not self.received[n])
         report.failed_but_read = sum(
-            1 for n in range(len(self.status)) if self.status[n] == FAILED and self.seen[n]
+            1 for n in range(len(self.status)) if self.status[n] == FAILED and self.received[n]
         )
-        report.duplicates_delivered = sum(d - 1 for d in self.delivered if d > 1)
+        report.processed = len(self.effects) - self.effects.count(0)
+        report.not_processed = sum(
+            1 for n in range(len(self.received)) if self.received[n] and not self.effects[n]
+        )
+        report.duplicates_delivered = sum(d - 1 for d in self.effects if d > 1)
         last_read: dict[int, int] = {}
         out_of_order = 0
         for n in self.ack_order:
@@ -445,19 +522,15 @@ class Probe:
         report.delivery_errors = dict(self._errors)
         report.consumer_errors = dict(self._consumer_errors)
 
-
-def _message_number(value: bytes | None, run_id: bytes, limit: int) -> int:
-    """The number of one of this run's messages (value ``<run id> <number>``), or -1."""
-    if not value:
-        return -1
-    prefix, _, number = value.partition(b" ")
-    if prefix != run_id:
-        return -1
-    try:
-        n = int(number)
-    except ValueError:
-        return -1
-    return n if 0 <= n < limit else -1
+    def _believed_sent(self) -> bytearray:
+        """Per message, 1 when the application believes it sent: acknowledged, or (fire-and-forget)
+        accepted by the client."""
+        if self.config.producer == "fire-and-forget":
+            return bytearray(
+                1 if attempts and not refused else 0
+                for attempts, refused in zip(self.attempts, self.refused, strict=True)
+            )
+        return bytearray(1 if status == ACKED else 0 for status in self.status)
 
 
 def _describe(error: BaseException) -> str:
@@ -469,14 +542,21 @@ def _describe(error: BaseException) -> str:
 def render_table(report: ProbeReport) -> str:
     rows: list[tuple[str, str]] = [
         ("topic", f"{report.topic} ({report.partitions} partitions, acks={report.acks})"),
+        ("clients", f"producer {report.producer}, consumer {report.consumer}"),
         ("sent", str(report.sent)),
         ("acknowledged", str(report.acknowledged)),
         ("failed", str(report.failed)),
         ("retried", str(report.retried)),
+        ("believed_sent", str(report.believed_sent)),
         ("read", str(report.read)),
         ("missing", str(report.missing)),
+        ("never_arrived", str(report.never_arrived)),
+        ("processed", str(report.processed)),
+        ("not_processed", str(report.not_processed)),
         ("duplicates_seen", str(report.duplicates_seen)),
         ("duplicates_delivered", str(report.duplicates_delivered)),
+        ("absorbed", str(report.absorbed)),
+        ("consumer_crashes", str(report.consumer_crashes)),
         ("out_of_order", str(report.out_of_order)),
         ("failed_but_read", str(report.failed_but_read)),
     ]
@@ -505,11 +585,23 @@ def render_table(report: ProbeReport) -> str:
     )
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    if report.ok:
-        lines.append(f"OK: all {report.acknowledged} acknowledged messages were read")
-    else:
-        lines.append(f"LOST: {report.missing} acknowledged messages were never read")
+    lines += verdict(report)
     return "\n".join(lines)
+
+
+def verdict(report: ProbeReport) -> list[str]:
+    if report.ok:
+        return [f"OK: all {report.believed_sent} messages believed sent were read and processed once"]
+    found = []
+    if report.missing:
+        found.append(f"LOST: {report.missing} acknowledged messages were never read")
+    if report.never_arrived > report.missing:
+        found.append(f"LOST: {report.never_arrived} messages the application believed sent never arrived")
+    if report.not_processed:
+        found.append(f"NOT PROCESSED: {report.not_processed} messages were committed but never processed")
+    if report.duplicates_delivered:
+        found.append(f"DUPLICATED: {report.duplicates_delivered} messages were processed twice")
+    return found
 
 
 def _counts(counts: Mapping[str, int]) -> str:

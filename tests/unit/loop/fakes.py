@@ -38,6 +38,7 @@ class FakeTopic:
     replicas: list[tuple[int, ...]]
     overrides: dict[str, str] = field(default_factory=dict)
     out_of_sync: set[int] = field(default_factory=set)  # replicas in no partition's ISR
+    eligible: set[int] = field(default_factory=set)  # out-of-sync replicas Kafka 4.x keeps electable
 
     def observed(self, name: str, overrides: dict[str, str] | None = None) -> ObservedTopic:
         partitions = tuple(
@@ -217,10 +218,27 @@ class FakeReassigner:
         self.original: dict[str, dict[int, tuple[int, ...]]] = {}
         self.fail = False
         self.started = 0
+        self.elr_reads: list[tuple[str, ...]] = []
 
     @property
     def moves(self) -> dict[str, dict[int, tuple[int, ...]]]:
         return self.targets
+
+    async def eligible_leader_replicas(
+        self, topics: Collection[str]
+    ) -> dict[str, dict[int, tuple[int, ...]]]:
+        self.elr_reads.append(tuple(sorted(topics)))
+        if self.fail:
+            raise KafkaUnavailable("describe_topic_partitions: NoBrokersAvailable")
+        found: dict[str, dict[int, tuple[int, ...]]] = {}
+        for name in topics:
+            topic = self.kafka.topics.get(name)
+            if topic is not None and topic.eligible:
+                found[name] = {
+                    p: tuple(r for r in replicas if r in topic.eligible)
+                    for p, replicas in enumerate(topic.replicas)
+                }
+        return found
 
     async def ongoing(self) -> dict[str, dict[int, PartitionMove]]:
         if self.fail:
@@ -358,6 +376,7 @@ class FakeKube:
 class RecordingMetrics:
     def __init__(self) -> None:
         self.passes: list[tuple[str, int]] = []
+        self.sweeps: list[float] = []
         self.drift_counts: list[tuple[str, str, str]] = []
         self.health: dict[ObjectRef, ReplicaHealth] = {}
         self.drift: dict[ObjectRef, list[tuple[str, str]]] = {}
@@ -372,7 +391,7 @@ class RecordingMetrics:
         self.passes.append((result, objects))
 
     def record_sweep(self, seconds: float) -> None:
-        pass
+        self.sweeps.append(seconds)
 
     def count_drift(self, ref: ObjectRef, topic: str, key: str, severity: str, action: str) -> None:
         self.drift_counts.append((key, severity, action))

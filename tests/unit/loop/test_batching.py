@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import pytest
+
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION
-from tests.unit.loop.conftest import Harness
+from tests.unit.loop.conftest import Harness, until
 
 
 async def test_a_burst_of_objects_is_one_pass_of_batched_requests(harness: Harness) -> None:
@@ -61,3 +66,17 @@ async def test_created_topic_not_yet_visible_gets_one_status_write(harness: Harn
     await harness.settle()
     assert harness.kube.status_writes == [ref]
     assert harness.ready(ref)
+
+
+async def test_a_sweep_with_nothing_to_check_is_over_at_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An operator with no object yet: each sweep is over when it starts, not late by three intervals.
+    harness.controller.default_sweep_interval = 0.01
+    sweeping = asyncio.ensure_future(harness.controller.sweep())
+    try:
+        with caplog.at_level(logging.WARNING):
+            await until(lambda: len(harness.metrics.sweeps) >= 3, seconds=1.0)
+    finally:
+        sweeping.cancel()
+    assert not [r for r in caplog.records if "not finished" in r.getMessage()]

@@ -52,3 +52,25 @@ async def test_replication_factor_is_raised_by_reassignment_before_min_isr(harne
     assert all(configs == {} for configs in harness.kafka.broker_configs_set.values()), (
         "throttle rate removed"
     )
+
+
+async def test_eligible_leader_replicas_are_read_only_for_partitions_under_min_isr(harness: Harness) -> None:
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.reassigner.elr_reads == [], "nothing under min ISR: no extra request"
+    assert harness.status(ref)["health"]["withEligibleLeaderReplicas"] == 0
+    topic = harness.kafka.topics["orders"]
+    topic.out_of_sync = {2, 3}  # two followers out of the ISR: under min.insync.replicas=2
+    topic.eligible = {2}  # Kafka 4.x keeps one of them electable
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.reassigner.elr_reads == [("orders",)]
+    health = harness.status(ref)["health"]
+    assert (health["underMinIsr"], health["withEligibleLeaderReplicas"]) == (2, 2)
+    assert harness.metrics.health[ref].with_eligible_leaders == 2
+    harness.reassigner.fail = True  # an older Kafka or no answer: the rest of the status still holds
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.status(ref)["health"]["underMinIsr"] == 2

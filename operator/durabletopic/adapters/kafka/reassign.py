@@ -1,4 +1,5 @@
-"""Partition reassignment (KIP-455), which confluent-kafka's AdminClient lacks: kafka-python does it.
+"""What confluent-kafka's AdminClient lacks and kafka-python does: partition reassignment (KIP-455) and
+the eligible leader replicas of Kafka 4.x (KIP-966).
 
 One long-lived kafka-python admin client, called from a worker thread so the event loop never
 blocks. Everything else about Kafka goes through `durabletopic.adapters.kafka.admin`.
@@ -12,7 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,10 @@ _PEM_FILES = {
     "ssl.certificate.pem": "ssl.certificate.location",
     "ssl.key.pem": "ssl.key.location",
 }
+
+
+# kafka-python's errors for a broker that could not be reached at all: another one is tried.
+_UNREACHED = frozenset({"KafkaConnectionError", "NoBrokersAvailable"})
 
 
 def kafka_python_settings(bootstrap_servers: str, client_config: Mapping[str, str]) -> dict[str, Any]:
@@ -68,13 +73,20 @@ class Reassigner:
         self._timeout_ms = int(timeout_s * 1000)
         self._client: Any = None
         self._lock = threading.Lock()
+        self._servers: list[str] = list(self._settings.pop("bootstrap_servers"))
+        self._next_server = 0
 
     def _admin(self) -> Any:
         from kafka.admin import KafkaAdminClient
 
         with self._lock:
             if self._client is None:
-                self._client = KafkaAdminClient(**self._settings)
+                # One bootstrap server at a time: kafka-python gives up when the one it picks from a
+                # list is down, so a broker that is down (when this client is most needed) is skipped
+                # by trying the next one.
+                server = self._servers[self._next_server % len(self._servers)]
+                self._next_server += 1
+                self._client = KafkaAdminClient(bootstrap_servers=[server], **self._settings)
             return self._client
 
     def _drop(self) -> None:
@@ -86,11 +98,15 @@ class Reassigner:
 
     async def _run(self, op: str, fn: Any) -> Any:
         def call() -> Any:
-            try:
-                return fn(self._admin())
-            except Exception as error:
-                self._drop()
-                raise KafkaUnavailable(f"{op}: {type(error).__name__}: {error}") from None
+            for attempt in range(len(self._servers)):
+                try:
+                    return fn(self._admin())
+                except Exception as error:
+                    self._drop()
+                    unreached = type(error).__name__ in _UNREACHED or "Unable to bootstrap" in str(error)
+                    if not unreached or attempt == len(self._servers) - 1:
+                        raise KafkaUnavailable(f"{op}: {type(error).__name__}: {error}") from None
+            raise AssertionError("unreachable")
 
         started, result = time.monotonic(), "unreachable"
         try:
@@ -134,6 +150,31 @@ class Reassigner:
             if error is not None and results.get(tp.topic) is None:
                 results[tp.topic] = f"partition {tp.partition}: {getattr(error, '__name__', error)}"
         return results
+
+    async def eligible_leader_replicas(
+        self, topics: Collection[str]
+    ) -> dict[str, dict[int, tuple[int, ...]]]:
+        """Kafka 4.x's eligible leader replicas (KIP-966) from DescribeTopicPartitions, which
+        librdkafka does not send: per topic and partition, the partitions with none left out."""
+
+        def describe(admin: Any) -> list[dict[str, Any]]:
+            answered: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                page = admin.describe_topic_partitions(sorted(topics), cursor=cursor)
+                answered += page["topics"]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return answered
+
+        found: dict[str, dict[int, tuple[int, ...]]] = {}
+        for topic in await self._run("describe_topic_partitions", describe):
+            for partition in topic["partitions"]:
+                if partition["eligible_leader_replicas"]:
+                    found.setdefault(topic["name"], {})[partition["partition_index"]] = tuple(
+                        partition["eligible_leader_replicas"]
+                    )
+        return found
 
     def _pem_as_files(self, client_config: Mapping[str, str]) -> dict[str, str]:
         """kafka-python reads certificates from files only: PEM text (`ssl.*.pem`, as a KafkaCluster's
