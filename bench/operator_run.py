@@ -92,6 +92,20 @@ class OperatorRun:
         assert self.sampler is not None
         return self.sampler.cpu_seconds()
 
+    def wait_writes(self, writes: int, timeout: float) -> float:
+        """Waits until the operator has made `writes` API writes (PATCH + POST) in all, e.g. a status and
+        a client-profile ConfigMap per object (the profiles go out in the background, after the
+        burst, and pause while a sweep runs: a quiet moment is not the end of them); the seconds waited."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            m = self.metrics([API])
+            if m.total(API, method="PATCH") + m.total(API, method="POST") >= writes:
+                break
+            time.sleep(0.5)
+        else:
+            say(f"the operator made fewer than {writes} API writes within {timeout:.0f} s; measuring anyway")
+        return time.monotonic() - began
+
     def wait_quiet(self, quiet_for: float = 2.0, timeout: float = 60.0) -> float:
         """Waits until the operator has made no writes (API PATCH/POST, Kafka create/alter/delete) for
         `quiet_for` seconds; returns the seconds waited."""

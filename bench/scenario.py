@@ -57,7 +57,8 @@ def apply_and_wait(
     verify = bench.verify_topics(names)
     verified_seconds = time.monotonic() - began
     latencies = [watcher.ready[n] - sent[n] for n in names if n in watcher.ready]
-    quiet = operator.wait_quiet()
+    # A status and a client-profile ConfigMap per object, then nothing for a moment.
+    quiet = operator.wait_writes(2 * len(names), timeout=60 + 0.1 * len(names)) + operator.wait_quiet()
     settled = operator.counters()
     cpu_settled = operator.cpu_seconds()
     result: dict[str, Any] = {

@@ -18,7 +18,14 @@ from durabletopic.core.model import (
     Recorded,
 )
 from durabletopic.core.ownership import DeleteTopic, plan_deletion
-from durabletopic.core.plan import AddPartitions, AlterConfigs, CreateTopic, Reassign, plan_topic
+from durabletopic.core.plan import (
+    AddPartitions,
+    AlterConfigs,
+    CreateTopic,
+    Reassign,
+    keys_to_read,
+    plan_topic,
+)
 from durabletopic.core.reasons import Reason, Severity
 
 THREE_BROKERS = ClusterInfo(tuple(Broker(i, f"r{i}") for i in (1, 2, 3)))
@@ -320,3 +327,34 @@ def test_deletion_happens_only_on_the_delete_path(
     if action is not None:
         assert desired.deletion_policy is DeletionPolicy.DELETE and owner
         assert observed is not None and observed.topic_id == recorded
+
+
+def test_the_keys_read_of_a_settled_topic_are_every_key_a_decision_rests_on() -> None:
+    recorded = Recorded(topic_id="id-1", applied_generation=1, managed_configs=frozenset({"cleanup.policy"}))
+    keys = keys_to_read(spec(config={"retention.ms": "1000"}), recorded)
+    # The durability keys, the spec's, a key the operator set that the spec no longer names, the throttles.
+    assert keys == {
+        MIN_INSYNC_REPLICAS,
+        UNCLEAN_LEADER_ELECTION,
+        "retention.ms",
+        "cleanup.policy",
+        *THROTTLE_KEYS,
+    }
+
+
+def test_a_read_by_key_keeps_the_unmanaged_configs_the_last_complete_read_found() -> None:
+    recorded = Recorded(topic_id="id-1", applied_generation=1, unmanaged_configs=("segment.ms",))
+    observed = topic(overrides=DURABLE)
+    partial = ObservedTopic(
+        observed.name,
+        observed.topic_id,
+        observed.partitions,
+        DURABLE,
+        observed.effective,
+        configs_complete=False,
+    )
+    complete = plan_topic(spec(), "orders", observed, THREE_BROKERS, POLICY, recorded=recorded)
+    by_key = plan_topic(spec(), "orders", partial, THREE_BROKERS, POLICY, recorded=recorded)
+    assert complete.unmanaged_configs == ()  # a complete read that no longer finds it
+    assert by_key.unmanaged_configs == ("segment.ms",)
+    assert by_key.actions == complete.actions == ()

@@ -186,6 +186,9 @@ class ObservedTopic:
     partitions: tuple[PartitionState, ...]
     overrides: dict[str, str] = field(default_factory=dict)
     effective: dict[str, str] = field(default_factory=dict)
+    # False when only some keys were read (the ones the planner needs, see plan.keys_to_read):
+    # `overrides` then says nothing of the other keys.
+    configs_complete: bool = True
 
     @property
     def partition_count(self) -> int:
@@ -275,7 +278,8 @@ class Recorded:
 
     `topic_id` and `cluster_id` pin the topic's identity; `applied_generation` is the last
     generation whose spec was fully applied; `applied_replication_factor` the replication factor the
-    operator last brought the topic to; `managed_configs` the spec.config keys it set on the topic.
+    operator last brought the topic to; `managed_configs` the spec.config keys it set on the topic;
+    `unmanaged_configs` the other overrides the last complete read of the topic's configs found.
     """
 
     topic_id: str | None = None
@@ -283,3 +287,4 @@ class Recorded:
     applied_generation: int | None = None
     applied_replication_factor: int | None = None
     managed_configs: frozenset[str] = frozenset()
+    unmanaged_configs: tuple[str, ...] = ()

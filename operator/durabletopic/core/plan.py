@@ -287,15 +287,19 @@ def _replication_change(
 
 
 def _unmanaged(spec: DurableTopicSpec, observed: ObservedTopic | None, recorded: Recorded) -> tuple[str, ...]:
-    """Configs set on the topic that the spec does not name and the operator did not set: left alone."""
+    """Configs set on the topic that the spec does not name and the operator did not set: left alone.
+    From a read of only the planner's keys, what the last complete read found."""
     if observed is None:
         return ()
     desired = spec.desired_configs()
-    return tuple(
-        sorted(
-            key for key in observed.overrides if key not in desired and key not in recorded.managed_configs
-        )
-    )
+    found = observed.overrides if observed.configs_complete else recorded.unmanaged_configs
+    return tuple(sorted(key for key in found if key not in desired and key not in recorded.managed_configs))
+
+
+def keys_to_read(spec: DurableTopicSpec, recorded: Recorded) -> frozenset[str]:
+    """The config keys every decision of the planner, drift and health rests on: the durability keys,
+    the spec's, the ones the operator set before (a key removed from the spec) and the throttles."""
+    return frozenset(spec.desired_configs()) | recorded.managed_configs | frozenset(THROTTLE_KEYS)
 
 
 _RULE_REASONS = {

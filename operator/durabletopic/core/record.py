@@ -24,12 +24,14 @@ def recorded(status: Mapping[str, Any]) -> Recorded:
         applied = _inferred_applied_generation(status)
     rf = status.get("appliedReplicationFactor")
     managed = status.get("managedConfigs")
+    unmanaged = status.get("unmanagedConfigs")
     return Recorded(
         topic_id=status.get("topicId") or None,
         cluster_id=status.get("clusterId") or None,
         applied_generation=applied,
         applied_replication_factor=rf if isinstance(rf, int) else None,
         managed_configs=frozenset(k for k in managed or () if isinstance(k, str)),
+        unmanaged_configs=tuple(k for k in unmanaged or () if isinstance(k, str)),
     )
 
 

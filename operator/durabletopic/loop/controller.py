@@ -32,6 +32,7 @@ from durabletopic.core.plan import (
     Reassign,
     TopicPlan,
     broker_throttle_removable,
+    keys_to_read,
     plan_topic,
     replication_in_question,
 )
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 __all__ = ["FINALIZER", "Controller", "utc_now"]
 
 BATCH_LINGER_SECONDS = 0.02
+# A settled object's topic has only the planner's config keys read (a few instead of every config);
+# every config is read again at least this often, to see overrides set out of band.
+COMPLETE_CONFIGS_EVERY_SECONDS = 300.0
 # The `cluster` label of the operator's own bootstrap servers.
 DEFAULT_CLUSTER_LABEL = "default"
 
@@ -117,6 +121,7 @@ class Controller:
         # Objects whose topic this operator created in a pass that could not see it yet: the next pass
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
+        self._complete_read_at: dict[ObjectRef, float] = {}
         self._drained = asyncio.Event()
 
     # ----- the cluster -----
@@ -301,6 +306,60 @@ class Controller:
         """Everything a leader runs when this controller is the only one."""
         return [*self.loops(), self.resync_periodically(), self.policy_statuses()]
 
+    async def _read_topics(self, names: list[str], work: Work) -> TopicReads:
+        """The pass's topics. Every config of a topic is read unless each object that names it is
+        settled (its generation applied, its configs read in full within COMPLETE_CONFIGS_EVERY_SECONDS):
+        then only the keys the planner needs, through the second client; if that read fails, in full."""
+        reader = self.link.reassigner
+        now = time.monotonic()
+        keys: dict[str, frozenset[str]] = {}
+        complete: set[str] = set(names) if reader is None else set()
+        for obj, spec in work:
+            record = obj.record
+            settled = (
+                record.applied_generation == obj.generation
+                and record.topic_id is not None
+                and now - self._complete_read_at.get(obj.ref, -COMPLETE_CONFIGS_EVERY_SECONDS)
+                < COMPLETE_CONFIGS_EVERY_SECONDS
+            )
+            if settled:
+                keys[obj.topic_name] = keys.get(obj.topic_name, frozenset()) | keys_to_read(spec, record)
+            else:
+                complete.add(obj.topic_name)
+        complete |= set(names) - {obj.topic_name for obj, _ in work}  # deletions: read in full
+        partial = {name: k for name, k in keys.items() if name not in complete}
+        reads = await self.kafka.read_topics(names, configs_of=complete if partial else None)
+        for obj, _ in work:
+            if obj.topic_name in complete:
+                self._complete_read_at[obj.ref] = now
+        wanted = {
+            n: partial[n] for n, t in reads.observed.items() if t is not None and not t.configs_complete
+        }
+        if not wanted or reader is None:
+            return reads
+        try:
+            found = await reader.topic_configs(wanted)
+        except KafkaUnavailable as error:
+            log.debug("configs by key not read (%s): read in full", error)
+            again = await self.kafka.read_topics(sorted(wanted))
+            return dataclasses.replace(
+                reads,
+                observed={**reads.observed, **again.observed},
+                errors={**reads.errors, **again.errors},
+                unanswered={**reads.unanswered, **again.unanswered},
+            )
+        observed = dict(reads.observed)
+        unanswered = dict(reads.unanswered)
+        for name in wanted:
+            configs = found.get(name)
+            topic = observed[name]
+            if configs is None or topic is None:
+                del observed[name]
+                unanswered[name] = "Kafka did not answer for its configs"
+            else:
+                observed[name] = dataclasses.replace(topic, overrides=configs[0], effective=configs[1])
+        return dataclasses.replace(reads, observed=observed, unanswered=unanswered)
+
     async def _with_eligible_leaders(self, reads: TopicReads) -> TopicReads:
         """The reads, with Kafka 4.x's eligible leader replicas where a partition is under min ISR or
         leaderless (no request at all while every partition is healthy); without them if they cannot
@@ -369,7 +428,7 @@ class Controller:
                 results[obj.ref] = outcomes.cluster_not_ready(self._subject(obj), unusable[1])
         elif names:
             try:
-                reads = await self.kafka.read_topics(names)
+                reads = await self._read_topics(names, work)
                 cluster = await self.kafka.describe_cluster()
             except KafkaUnavailable as error:
                 self.link.lost(error)

@@ -61,9 +61,13 @@ class KafkaPort(Protocol):
 
     async def describe_cluster(self) -> ClusterInfo: ...
     async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]: ...
-    async def read_topics(self, names: Collection[str]) -> TopicReads:
+    async def read_topics(
+        self, names: Collection[str], configs_of: Collection[str] | None = None
+    ) -> TopicReads:
         """Like describe_topics, but a topic Kafka refuses, or a chunk that gets no answer, fails
-        only its own topics; raises KafkaUnavailable only when no part of the read was answered."""
+        only its own topics; raises KafkaUnavailable only when no part of the read was answered.
+        With `configs_of`, only those topics' configs are read; the others come back with
+        `configs_complete` False and no configs."""
 
     async def list_topics(self) -> set[str]: ...
     async def broker_configs(self) -> dict[str, str]: ...
@@ -84,6 +88,12 @@ class ReassignPort(Protocol):
     async def reassign(
         self, assignments: Mapping[str, Mapping[int, tuple[int, ...]]]
     ) -> dict[str, str | None]: ...
+    async def topic_configs(
+        self, keys: Mapping[str, Collection[str]]
+    ) -> dict[str, tuple[dict[str, str], dict[str, str]] | None]:
+        """Per topic, (overrides, effective) of the keys named for it; None for a topic not answered.
+        Raises KafkaUnavailable."""
+
     async def eligible_leader_replicas(
         self, topics: Collection[str]
     ) -> dict[str, dict[int, tuple[int, ...]]]:

@@ -8,6 +8,7 @@ loop must survive. They stand in for Kafka and Kubernetes only in these unit tes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,12 @@ class FakeKafka:
     async def describe_topics(self, names: Collection[str]) -> dict[str, ObservedTopic | None]:
         return (await self.read_topics(names)).observed
 
-    async def read_topics(self, names: Collection[str]) -> TopicReads:
+    async def read_topics(
+        self, names: Collection[str], configs_of: Collection[str] | None = None
+    ) -> TopicReads:
         await self._call("describe_topics", names)
+        if configs_of is None or set(configs_of) & set(names):
+            self.calls.append(("describe_configs", tuple(sorted(set(configs_of or names) & set(names)))))
         reads = TopicReads()
         for name in names:
             if name in self.unanswered:
@@ -113,7 +118,15 @@ class FakeKafka:
                 reads.observed[name] = None
             else:
                 topic = self.topics.get(name)
-                reads.observed[name] = topic.observed(name, self._stale_overrides(name)) if topic else None
+                if topic is None:
+                    reads.observed[name] = None
+                elif configs_of is None or name in configs_of:
+                    reads.observed[name] = topic.observed(name, self._stale_overrides(name))
+                else:
+                    observed = topic.observed(name)
+                    reads.observed[name] = dataclasses.replace(
+                        observed, overrides={}, effective={}, configs_complete=False
+                    )
         if names and len(reads.unanswered) == len(names):
             raise KafkaUnavailable("describe_topics: _TIMED_OUT: no answer")
         return reads
@@ -219,10 +232,30 @@ class FakeReassigner:
         self.fail = False
         self.started = 0
         self.elr_reads: list[tuple[str, ...]] = []
+        self.config_reads: list[tuple[str, ...]] = []
 
     @property
     def moves(self) -> dict[str, dict[int, tuple[int, ...]]]:
         return self.targets
+
+    async def topic_configs(
+        self, keys: Mapping[str, Collection[str]]
+    ) -> dict[str, tuple[dict[str, str], dict[str, str]] | None]:
+        self.config_reads.append(tuple(sorted(keys)))
+        if self.fail:
+            raise KafkaUnavailable("describe_configs: NoBrokersAvailable")
+        out: dict[str, tuple[dict[str, str], dict[str, str]] | None] = {}
+        for name, wanted in keys.items():
+            topic = self.kafka.topics.get(name)
+            if topic is None:
+                out[name] = None
+                continue
+            observed = topic.observed(name, self.kafka._stale_overrides(name))
+            out[name] = (
+                {k: v for k, v in observed.overrides.items() if k in wanted},
+                {k: v for k, v in observed.effective.items() if k in wanted},
+            )
+        return out
 
     async def eligible_leader_replicas(
         self, topics: Collection[str]

@@ -74,3 +74,51 @@ async def test_eligible_leader_replicas_are_read_only_for_partitions_under_min_i
     harness.controller.enqueue_all()
     await harness.settle()
     assert harness.status(ref)["health"]["underMinIsr"] == 2
+
+
+async def test_a_settled_topic_has_only_the_planners_keys_read_and_drift_is_still_reverted(
+    harness: Harness,
+) -> None:
+    ref = harness.apply("orders", {"partitions": 2, "config": {"retention.ms": "1000"}})
+    await harness.settle()
+    assert harness.reassigner.config_reads == [], "a new object's topic is read in full"
+    topic = harness.kafka.topics["orders"]
+    topic.overrides[MIN_INSYNC_REPLICAS] = "1"
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.reassigner.config_reads[0] == ("orders",)
+    assert topic.overrides[MIN_INSYNC_REPLICAS] == "2", "reverted from the keys read"
+    assert topic.overrides["retention.ms"] == "1000"
+    assert harness.ready(ref)
+
+
+async def test_an_override_set_out_of_band_is_seen_by_the_next_complete_read_and_not_forgotten_between(
+    harness: Harness,
+) -> None:
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    harness.kafka.topics["orders"].overrides["segment.ms"] = "600000"
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.status(ref)["unmanagedConfigs"] == [], "not among the keys read"
+    harness.controller._complete_read_at.clear()  # the complete read is due
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.status(ref)["unmanagedConfigs"] == ["segment.ms"]
+    writes = len(harness.kube.status_writes)
+    harness.controller.enqueue_all()  # a read of the planner's keys only: the record stands
+    await harness.settle()
+    assert harness.status(ref)["unmanagedConfigs"] == ["segment.ms"]
+    assert len(harness.kube.status_writes) == writes, "no status write from a partial read"
+    assert harness.kafka.topics["orders"].overrides["segment.ms"] == "600000", "left alone"
+
+
+async def test_when_the_second_client_fails_the_configs_are_read_in_full(harness: Harness) -> None:
+    harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    harness.reassigner.fail = True
+    harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] = "1"
+    harness.controller.enqueue_all()
+    await harness.settle()
+    assert harness.reassigner.config_reads, "tried by key first"
+    assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "2"

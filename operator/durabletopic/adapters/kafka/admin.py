@@ -172,15 +172,19 @@ class KafkaAdmin:
                 raise (KafkaUnavailable if retriable else KafkaAdminError)(message, errors)
         return out
 
-    async def read_topics(self, names: Collection[str]) -> TopicReads:
+    async def read_topics(
+        self, names: Collection[str], configs_of: Collection[str] | None = None
+    ) -> TopicReads:
         """describe_topics, with each failure confined to the topics it concerns: a topic Kafka refuses
         gets its error, a chunk that gets no answer gets its reason; the others are read. Raises
-        KafkaUnavailable only when no chunk was answered."""
+        KafkaUnavailable only when no chunk was answered. With `configs_of`, only those topics' configs
+        are read (the others come back with `configs_complete` False and no configs)."""
         reads = TopicReads()
         last: KafkaUnavailable | None = None
+        wanted = None if configs_of is None else set(configs_of)
         for chunk in chunks(list(dict.fromkeys(names)), self._chunk_size):
             try:
-                observed, errors = await self._describe_chunk(chunk)
+                observed, errors = await self._describe_chunk(chunk, wanted)
             except KafkaUnavailable as error:
                 last = error
                 reads.unanswered.update(dict.fromkeys(chunk, f"Kafka cannot be reached ({error})"))
@@ -192,10 +196,15 @@ class KafkaAdmin:
         return reads
 
     async def _describe_chunk(
-        self, chunk: list[str]
+        self, chunk: list[str], configs_of: set[str] | None = None
     ) -> tuple[dict[str, ObservedTopic | None], dict[str, TopicError]]:
-        """One DescribeTopics and one DescribeConfigs request, sent together."""
-        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in chunk]
+        """One DescribeTopics and one DescribeConfigs request (of the topics in `configs_of`, or all), sent together."""
+        with_configs = [name for name in chunk if configs_of is None or name in configs_of]
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in with_configs]
+
+        async def no_configs() -> dict[Any, Any]:
+            return {}
+
         described, configured = await asyncio.gather(
             self._call(
                 "describe_topics",
@@ -208,21 +217,25 @@ class KafkaAdmin:
                 self._client.describe_configs,
                 resources,
                 request_timeout=self._timeout,
-            ),
+            )
+            if resources
+            else no_configs(),
             return_exceptions=True,
         )
         if isinstance(described, BaseException):
             raise described
         if isinstance(configured, BaseException):
             raise configured
-        configs = {resource.name: value for resource, value in configured.items()}
+        configs: dict[str, Any] = {resource.name: value for resource, value in configured.items()}
         observed: dict[str, ObservedTopic | None] = {}
         errors: dict[str, TopicError] = {}
         for name in chunk:
-            description, entries = described[name], configs[name]
+            description, entries = described[name], configs.get(name)
             failure = next((r for r in (description, entries) if isinstance(r, KafkaError)), None)
-            if failure is None:
-                observed[name] = observe_topic(description, entries)
+            if failure is None and entries is None:
+                observed[name] = observe_topic(description, {}, configs_complete=False)
+            elif failure is None:
+                observed[name] = observe_topic(description, entries or {})
             elif failure.name() in ABSENT_CODES:
                 observed[name] = None
             else:

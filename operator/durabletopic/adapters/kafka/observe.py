@@ -57,7 +57,9 @@ def split_configs(entries: Mapping[str, ConfigEntry]) -> tuple[dict[str, str], d
     return overrides, effective
 
 
-def observe_topic(description: Any, configs: Mapping[str, ConfigEntry]) -> ObservedTopic:
+def observe_topic(
+    description: Any, configs: Mapping[str, ConfigEntry], *, configs_complete: bool = True
+) -> ObservedTopic:
     """A `TopicDescription` and the topic's `describe_configs` entries as an `ObservedTopic`."""
     overrides, effective = split_configs(configs)
     partitions = sorted((observe_partition(p) for p in description.partitions), key=lambda p: p.partition)
@@ -67,6 +69,7 @@ def observe_topic(description: Any, configs: Mapping[str, ConfigEntry]) -> Obser
         partitions=tuple(partitions),
         overrides=overrides,
         effective=effective,
+        configs_complete=configs_complete,
     )
 
 

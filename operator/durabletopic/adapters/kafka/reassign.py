@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import PartitionMove
 from durabletopic.loop.ports import KafkaUnavailable
 
@@ -41,6 +43,12 @@ _PEM_FILES = {
     "ssl.key.pem": "ssl.key.location",
 }
 
+
+_CONFIGS_CHUNK = 1000
+
+# kafka-python warns whenever decoding one response holds its network loop over 100 ms, which a
+# DescribeConfigs of 1,000 topics does on a busy machine: a note about its own loop, nothing to act on.
+logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 # kafka-python's errors for a broker that could not be reached at all: another one is tried.
 _UNREACHED = frozenset({"KafkaConnectionError", "NoBrokersAvailable"})
@@ -175,6 +183,44 @@ class Reassigner:
                         partition["eligible_leader_replicas"]
                     )
         return found
+
+    async def topic_configs(
+        self, keys: Mapping[str, Collection[str]]
+    ) -> dict[str, tuple[dict[str, str], dict[str, str]] | None]:
+        """Per topic, (overrides, effective) of only the keys named for it: DescribeConfigs with a key
+        list, which librdkafka does not send (it reads every config of a topic, about 33, and builds a
+        Python object for each). None for a topic Kafka gave no answer for (no such topic, an error)."""
+        from kafka.admin import ConfigResource
+
+        def describe(admin: Any) -> dict[str, dict[str, Any]]:
+            answered: dict[str, dict[str, Any]] = {}
+            names = list(keys)
+            for start in range(0, len(names), _CONFIGS_CHUNK):
+                resources = [
+                    ConfigResource("TOPIC", name, configs=dict.fromkeys(keys[name]))
+                    for name in names[start : start + _CONFIGS_CHUNK]
+                ]
+                answered.update(admin.describe_configs(resources, config_filter="all").get("topic", {}))
+            return answered
+
+        answered = await self._run("describe_configs", describe)
+        out: dict[str, tuple[dict[str, str], dict[str, str]] | None] = {}
+        for name in keys:
+            entries = answered.get(name) or {}
+            if MIN_INSYNC_REPLICAS not in entries:  # every topic has it: its absence is no answer
+                out[name] = None
+                continue
+            overrides: dict[str, str] = {}
+            effective: dict[str, str] = {}
+            for key, entry in entries.items():
+                value = entry.get("value")
+                if value is None:
+                    continue
+                effective[key] = value
+                if entry.get("config_source") == "DYNAMIC_TOPIC_CONFIG":
+                    overrides[key] = value
+            out[name] = (overrides, effective)
+        return out
 
     def _pem_as_files(self, client_config: Mapping[str, str]) -> dict[str, str]:
         """kafka-python reads certificates from files only: PEM text (`ssl.*.pem`, as a KafkaCluster's
