@@ -81,8 +81,8 @@ class KafkaPort(Protocol):
 
 
 class ReassignPort(Protocol):
-    """What only the second Kafka client does: partition reassignment (KIP-455), and the eligible leader
-    replicas of Kafka 4.x (KIP-966, the DescribeTopicPartitions request)."""
+    """What only the second Kafka client does: partition reassignment (KIP-455), the eligible leader
+    replicas of Kafka 4.x (KIP-966, the DescribeTopicPartitions request) and configs read by key."""
 
     async def ongoing(self) -> Mapping[str, Mapping[int, PartitionMove]]: ...
     async def reassign(

@@ -1,5 +1,5 @@
-"""What confluent-kafka's AdminClient lacks and kafka-python does: partition reassignment (KIP-455) and
-the eligible leader replicas of Kafka 4.x (KIP-966).
+"""What confluent-kafka's AdminClient lacks and kafka-python does: partition reassignment (KIP-455), the
+eligible leader replicas of Kafka 4.x (KIP-966) and a topic's configs read by key.
 
 One long-lived kafka-python admin client, called from a worker thread so the event loop never
 blocks. Everything else about Kafka goes through `durabletopic.adapters.kafka.admin`.
