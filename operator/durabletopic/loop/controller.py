@@ -122,6 +122,10 @@ class Controller:
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
         self._complete_read_at: dict[ObjectRef, float] = {}
+        # Objects whose last pass changed nothing, with what that pass saw: the same copy of the object,
+        # the same read of its topic and the same cluster and floors conclude the same again.
+        self._quiet: dict[ObjectRef, tuple[DurableTopicObject, ObservedTopic, object]] = {}
+        self._pass_context: object = None
         self._drained = asyncio.Event()
 
     # ----- the cluster -----
@@ -210,6 +214,8 @@ class Controller:
         self.retries.settle(ref)
         self.profiles.forget(ref)
         self._created_unseen.discard(ref)
+        self._quiet.pop(ref, None)
+        self._complete_read_at.pop(ref, None)
         self.metrics.forget(ref)
         if removed is not None:
             self.requeue(self.store.claimants(removed.key))
@@ -220,6 +226,8 @@ class Controller:
         self._count_resources()
 
     def enqueue_all(self) -> None:
+        """Every object looked at again in full (a new leader, new policies): nothing is taken as unchanged."""
+        self._quiet.clear()
         for obj in self.store:
             if self.mine(obj):
                 self.queue.add(obj.ref)
@@ -385,6 +393,7 @@ class Controller:
     # ----- one pass -----
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
+        self._pass_context = None  # set once this pass has read Kafka and checked the cluster
         # Only this cluster's objects: the clients of this pass reach no other.
         objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None and self.mine(obj)]
         results: dict[ObjectRef, Outcome] = {}
@@ -464,6 +473,10 @@ class Controller:
                         results[obj.ref] = outcomes.policy_violation(self._subject(obj), [adoption])
                     else:
                         checked.append((obj, spec))
+                self._pass_context = (cluster, self.policy)
+                checked = [
+                    (o, s) for o, s in checked if not self._unchanged(o, reads.observed.get(o.topic_name))
+                ]
                 if checked:
                     results.update(await self._apply(checked, reads.observed, cluster))
         await self._finish(objects, results, verdicts)
@@ -693,9 +706,36 @@ class Controller:
                 sends.append(self.writes.status(obj, status))
                 if result.record:
                     self.tenancy.remember(obj.key, result.record.get("topicId"))
+            self._remember_quiet(obj, result, status is None)
         await asyncio.gather(*sends)
         self.profiles.wanted(o for o in finished if not o.deleting)
         self._count_resources()
+
+    def _unchanged(self, obj: DurableTopicObject, observed: ObservedTopic | None) -> bool:
+        """The object's last pass changed nothing, and nothing it rests on has changed since."""
+        quiet = self._quiet.get(obj.ref)
+        return (
+            quiet is not None
+            and quiet[0] is obj
+            and observed is not None
+            and quiet[1] == observed
+            and quiet[2] == self._pass_context
+            and obj.ref not in self._created_unseen
+        )
+
+    def _remember_quiet(self, obj: DurableTopicObject, result: Outcome, unwritten: bool) -> None:
+        quiet = (
+            unwritten
+            and result.observed is not None
+            and result.settled
+            and not (result.events or result.drift_counted or result.backoff or result.poll)
+            and not (result.plan is not None and result.plan.actions)
+            and self._pass_context is not None
+        )
+        if quiet and result.observed is not None:
+            self._quiet[obj.ref] = (obj, result.observed, self._pass_context)
+        else:
+            self._quiet.pop(obj.ref, None)
 
     def _schedule(self, ref: ObjectRef, result: Outcome) -> None:
         delay: float | None = None

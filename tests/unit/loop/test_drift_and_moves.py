@@ -122,3 +122,32 @@ async def test_when_the_second_client_fails_the_configs_are_read_in_full(harness
     await harness.settle()
     assert harness.reassigner.config_reads, "tried by key first"
     assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "2"
+
+
+async def test_a_sweep_skips_the_work_of_an_object_nothing_has_changed_for_and_sees_a_change(
+    harness: Harness,
+) -> None:
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    applied: list[list[str]] = []
+    apply = harness.controller._apply
+
+    async def counting(work, observed, cluster):  # type: ignore[no-untyped-def]
+        applied.append([obj.ref.name for obj, _ in work])
+        return await apply(work, observed, cluster)
+
+    harness.controller._apply = counting  # type: ignore[method-assign]
+    for _ in range(3):  # sweeps: the same object, the same topic
+        harness.controller.queue.add(ref)
+        await harness.settle()
+    assert applied.count(["orders"]) <= 1, "planned again although nothing changed"
+    before = len(applied)
+    harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] = "1"  # Kafka changes: looked at
+    harness.controller.queue.add(ref)
+    await harness.settle()
+    assert applied[before:] and applied[before][0] == "orders"
+    assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "2"
+    harness.controller.enqueue_all()  # a new leader: everything in full, the gauges set again
+    harness.metrics.health.clear()
+    await harness.settle()
+    assert ref in harness.metrics.health
