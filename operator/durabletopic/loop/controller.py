@@ -194,7 +194,13 @@ class Controller:
         for ref in refs:
             obj = self.store.get(ref)
             if obj is not None and self.mine(obj):
-                self.queue.add(ref)
+                self.look_again(ref)
+
+    def look_again(self, ref: ObjectRef) -> None:
+        """The object in full at the next pass: something it may rest on changed (a policy, a namespace's
+        labels, another object that names its topic), so it is not taken as unchanged."""
+        self._quiet.pop(ref, None)
+        self.queue.add(ref)
 
     def _upsert(self, obj: DurableTopicObject) -> None:
         previous = self.store.get(obj.ref)

@@ -103,7 +103,7 @@ class Fleet:
         for ref in refs:
             obj = self.store.get(ref)
             if obj is not None:
-                self.controller(obj.cluster).queue.add(ref)
+                self.controller(obj.cluster).look_again(ref)
 
     # ----- events in -----
 

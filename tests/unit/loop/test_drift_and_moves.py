@@ -151,3 +151,13 @@ async def test_a_sweep_skips_the_work_of_an_object_nothing_has_changed_for_and_s
     harness.metrics.health.clear()
     await harness.settle()
     assert ref in harness.metrics.health
+
+
+async def test_an_object_looked_at_again_for_a_policy_or_a_claim_is_planned_in_full(harness: Harness) -> None:
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    harness.controller.queue.add(ref)
+    await harness.settle()  # quiet now
+    assert ref in harness.controller._quiet
+    harness.controller.requeue([ref])  # e.g. a DurabilityPolicy changed
+    assert ref not in harness.controller._quiet
