@@ -40,6 +40,7 @@ from durabletopic.core.reasons import Reason
 from durabletopic.core.rules import Violation
 from durabletopic.core.status import next_status, replicas_change
 from durabletopic.core.tenancy.rules import check_adoption
+from durabletopic.loop.chunks import Candidate, Prefetched, QuietCheck
 from durabletopic.loop.clusters import ClusterLink, NoClients, settings_link
 from durabletopic.loop.deletion import Deletions, Work, subject_of
 from durabletopic.loop.moves import Mover, Moves
@@ -126,6 +127,10 @@ class Controller:
         # the same read of its topic and the same cluster and floors conclude the same again.
         self._quiet: dict[ObjectRef, tuple[DurableTopicObject, ObservedTopic, object]] = {}
         self._pass_context: object = None
+        # The sweep reads quiet objects' topics a chunk at a time and passes over only what changed.
+        self.quiet_check = QuietCheck(self._complete_read_at, COMPLETE_CONFIGS_EVERY_SECONDS)
+        self._pass_prefetched: dict[ObjectRef, Prefetched] = {}
+        self._read_keys: dict[ObjectRef, tuple[DurableTopicObject, frozenset[str]]] = {}
         self._drained = asyncio.Event()
 
     # ----- the cluster -----
@@ -221,6 +226,8 @@ class Controller:
         self.profiles.forget(ref)
         self._created_unseen.discard(ref)
         self._quiet.pop(ref, None)
+        self.quiet_check.forget(ref)
+        self._read_keys.pop(ref, None)
         self._complete_read_at.pop(ref, None)
         self.metrics.forget(ref)
         if removed is not None:
@@ -284,14 +291,13 @@ class Controller:
                     self._drained.set()
 
     async def sweep(self) -> None:
-        """Marks every managed object due, every sweep interval, and times how long the check takes."""
+        """Every sweep interval: quiet objects whose topics are as their last pass saw them are checked
+        by one read per chunk of topics; every other managed object is marked due. Times the check."""
         while True:
             await asyncio.sleep(self.sweep_interval)
             started = time.monotonic()
             self._drained.clear()
-            for obj in self.store:
-                if not obj.paused and self.mine(obj):
-                    self.queue.add(obj.ref)
+            await self.sweep_once()
             if not self.queue.due_count():
                 self._drained.set()  # nothing to check: no pass will come to say so
             try:
@@ -299,6 +305,12 @@ class Controller:
                 self.metrics.record_sweep(time.monotonic() - started)
             except TimeoutError:
                 log.warning("sweep not finished within %.0f s", self.sweep_interval * 3)
+
+    async def sweep_once(self) -> None:
+        quiet = await self._check_quiet()
+        for obj in self.store:
+            if not obj.paused and self.mine(obj) and obj.ref not in quiet:
+                self.queue.add(obj.ref)
 
     async def resync_periodically(self) -> None:
         while True:
@@ -320,24 +332,49 @@ class Controller:
         """Everything a leader runs when this controller is the only one."""
         return [*self.loops(), self.resync_periodically(), self.policy_statuses()]
 
+    def _settled(self, obj: DurableTopicObject, now: float) -> bool:
+        """Its generation applied, its topic known, its configs read in full within
+        COMPLETE_CONFIGS_EVERY_SECONDS: only the keys the planner needs are read."""
+        record = obj.record
+        return (
+            record.applied_generation == obj.generation
+            and record.topic_id is not None
+            and now - self._complete_read_at.get(obj.ref, -COMPLETE_CONFIGS_EVERY_SECONDS)
+            < COMPLETE_CONFIGS_EVERY_SECONDS
+        )
+
+    def _keys_of(self, obj: DurableTopicObject) -> frozenset[str]:
+        kept = self._read_keys.get(obj.ref)
+        if kept is None or kept[0] is not obj:
+            kept = self._read_keys[obj.ref] = (obj, keys_to_read(obj.spec(), obj.record))
+        return kept[1]
+
+    async def _check_quiet(self) -> set[ObjectRef]:
+        """The quiet objects whose topics are exactly as their last pass saw them (see `chunks`)."""
+        reader = self.link.reassigner
+        if reader is None or self.link.kafka is None or self.link.problem is not None:
+            return set()
+        now = time.monotonic()
+        candidates = []
+        for obj in self.store:
+            if not obj.paused and not obj.deleting and self.mine(obj) and self._settled(obj, now):
+                quiet = self._quiet.get(obj.ref)
+                candidates.append(Candidate(obj, self._keys_of(obj), quiet is not None and quiet[0] is obj))
+        if not candidates:
+            return set()
+        return await self.quiet_check.check(reader, candidates)
+
     async def _read_topics(self, names: list[str], work: Work) -> TopicReads:
         """The pass's topics. Every config of a topic is read unless each object that names it is
-        settled (its generation applied, its configs read in full within COMPLETE_CONFIGS_EVERY_SECONDS):
-        then only the keys the planner needs, through the second client; if that read fails, in full."""
+        settled (see `_settled`): then only the keys the planner needs, through the second client; if
+        that read fails, in full."""
         reader = self.link.reassigner
         now = time.monotonic()
         keys: dict[str, frozenset[str]] = {}
         complete: set[str] = set(names) if reader is None else set()
         for obj, spec in work:
-            record = obj.record
-            settled = (
-                record.applied_generation == obj.generation
-                and record.topic_id is not None
-                and now - self._complete_read_at.get(obj.ref, -COMPLETE_CONFIGS_EVERY_SECONDS)
-                < COMPLETE_CONFIGS_EVERY_SECONDS
-            )
-            if settled:
-                keys[obj.topic_name] = keys.get(obj.topic_name, frozenset()) | keys_to_read(spec, record)
+            if self._settled(obj, now):
+                keys[obj.topic_name] = keys.get(obj.topic_name, frozenset()) | keys_to_read(spec, obj.record)
             else:
                 complete.add(obj.topic_name)
         complete |= set(names) - {obj.topic_name for obj, _ in work}  # deletions: read in full
@@ -374,6 +411,28 @@ class Controller:
                 observed[name] = dataclasses.replace(topic, overrides=configs[0], effective=configs[1])
         return dataclasses.replace(reads, observed=observed, unanswered=unanswered)
 
+    def _prefetched_reads(
+        self, work: Work, deleting: Work
+    ) -> tuple[dict[str, ObservedTopic | None], ClusterInfo | None]:
+        """The topics the sweep has just read for this pass (see `chunks`): not for a topic that an
+        object being deleted names, nor one that another object of the pass has no such read of."""
+        now = time.monotonic()
+        self._pass_prefetched = {}
+        found = {obj.ref: p for obj, _ in work if (p := self.quiet_check.take(obj, now)) is not None}
+        afresh = {o.topic_name for o, _ in deleting} | {o.topic_name for o, _ in work if o.ref not in found}
+        given: dict[str, ObservedTopic | None] = {}
+        cluster: ClusterInfo | None = None
+        for obj, _ in work:
+            prefetched = found.get(obj.ref)
+            if prefetched is None or obj.topic_name in afresh:
+                continue
+            self._pass_prefetched[obj.ref] = prefetched
+            given[obj.topic_name] = prefetched.observed
+            cluster = cluster or prefetched.cluster
+            if prefetched.complete:
+                self._complete_read_at[obj.ref] = prefetched.at
+        return given, cluster
+
     async def _with_eligible_leaders(self, reads: TopicReads) -> TopicReads:
         """The reads, with Kafka 4.x's eligible leader replicas where a partition is under min ISR or
         leaderless (no request at all while every partition is healthy); without them if they cannot
@@ -400,6 +459,7 @@ class Controller:
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
         self._pass_context = None  # set once this pass has read Kafka and checked the cluster
+        self._pass_prefetched = {}
         # Only this cluster's objects: the clients of this pass reach no other.
         objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None and self.mine(obj)]
         results: dict[ObjectRef, Outcome] = {}
@@ -442,15 +502,25 @@ class Controller:
             for obj, _ in work:
                 results[obj.ref] = outcomes.cluster_not_ready(self._subject(obj), unusable[1])
         elif names:
+            given, given_cluster = self._prefetched_reads(work, deleting)
+            rest = [name for name in names if name not in given]
             try:
-                reads = await self._read_topics(names, work)
-                cluster = await self.kafka.describe_cluster()
+                reads = (
+                    await self._read_topics(rest, [(o, s) for o, s in work if o.topic_name not in given])
+                    if rest
+                    else TopicReads()
+                )
+                if given_cluster is None or rest:
+                    cluster = await self.kafka.describe_cluster()
+                else:
+                    cluster = given_cluster
             except KafkaUnavailable as error:
                 self.link.lost(error)
                 results.update(self.deletions.pending(deleting, f"Kafka cannot be reached ({error})"))
                 for obj, _ in work:
                     results[obj.ref] = outcomes.kafka_unavailable(str(error))
                 return await self._finish(objects, results, verdicts)
+            reads = dataclasses.replace(reads, observed={**given, **reads.observed})
             reads = await self._with_eligible_leaders(reads)
             wrong = self.link.check(cluster, self.now())
             if wrong is not None:
@@ -479,10 +549,22 @@ class Controller:
                         results[obj.ref] = outcomes.policy_violation(self._subject(obj), [adoption])
                     else:
                         checked.append((obj, spec))
-                self._pass_context = (cluster, self.policy)
-                checked = [
-                    (o, s) for o, s in checked if not self._unchanged(o, reads.observed.get(o.topic_name))
-                ]
+                # The controller a Metadata answer names is picked at random: it says nothing of a topic.
+                self._pass_context = (dataclasses.replace(cluster, controller_id=None), self.policy)
+                unchanged = {
+                    o.ref for o, _ in checked if self._unchanged(o, reads.observed.get(o.topic_name))
+                }
+                for obj, _ in checked:
+                    if obj.ref not in unchanged:
+                        continue
+                    observed = reads.observed.get(obj.topic_name)
+                    self.quiet_check.planned(
+                        obj.ref,
+                        self._pass_prefetched.get(obj.ref),
+                        True,
+                        complete=observed is not None and observed.configs_complete,
+                    )
+                checked = [(o, s) for o, s in checked if o.ref not in unchanged]
                 if checked:
                     results.update(await self._apply(checked, reads.observed, cluster))
         await self._finish(objects, results, verdicts)
@@ -733,6 +815,7 @@ class Controller:
         quiet = (
             unwritten
             and result.observed is not None
+            and not needs_eligible_leaders(result.observed)
             and result.settled
             and not (result.events or result.drift_counted or result.backoff or result.poll)
             and not (result.plan is not None and result.plan.actions)
@@ -742,6 +825,12 @@ class Controller:
             self._quiet[obj.ref] = (obj, result.observed, self._pass_context)
         else:
             self._quiet.pop(obj.ref, None)
+        self.quiet_check.planned(
+            obj.ref,
+            self._pass_prefetched.get(obj.ref),
+            quiet,
+            complete=result.observed is not None and result.observed.configs_complete,
+        )
 
     def _schedule(self, ref: ObjectRef, result: Outcome) -> None:
         delay: float | None = None

@@ -6,7 +6,7 @@ Prometheus; the loop's unit tests implement them in memory.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +56,17 @@ class TopicReads:
     unanswered: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ChunkRead:
+    """The sweep's read of a chunk of topics (their partitions and configs, one request each): a digest
+    of Kafka's answer, equal from sweep to sweep while nothing in it changes, and the answer decoded on
+    demand, as a pass reads it, with the cluster the answer names."""
+
+    digest: bytes
+    configs_digest: bytes  # of the configs part alone
+    decode: Callable[[], tuple[TopicReads, ClusterInfo]]
+
+
 class KafkaPort(Protocol):
     """Batched admin requests: per-topic failures are returned, whole-request ones raised."""
 
@@ -99,6 +110,13 @@ class ReassignPort(Protocol):
     ) -> dict[str, dict[int, tuple[int, ...]]]:
         """Per topic and partition, the eligible leader replicas Kafka names (partitions with none left
         out); raises KafkaUnavailable."""
+
+    async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
+        """The partitions of these topics and the config keys named for each (every config where None),
+        one request each; raises KafkaUnavailable."""
+
+    async def configs_digest(self, names: Sequence[str]) -> bytes:
+        """A digest of every config of these topics, equal while none changes; raises KafkaUnavailable."""
 
 
 class KubePort(Protocol):

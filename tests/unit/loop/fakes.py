@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from durabletopic.core.model import (
     TopicError,
 )
 from durabletopic.core.plan import CreateTopic
-from durabletopic.loop.ports import ApiError, KafkaUnavailable, TopicReads
+from durabletopic.loop.ports import ApiError, ChunkRead, KafkaUnavailable, TopicReads
 from durabletopic.loop.store import DurableTopicObject
 
 BROKER_DEFAULTS = {MIN_INSYNC_REPLICAS: "1", UNCLEAN_LEADER_ELECTION: "false", "retention.ms": "604800000"}
@@ -233,6 +234,8 @@ class FakeReassigner:
         self.started = 0
         self.elr_reads: list[tuple[str, ...]] = []
         self.config_reads: list[tuple[str, ...]] = []
+        self.chunk_reads: list[tuple[str, ...]] = []
+        self.configs_digests = 0
 
     @property
     def moves(self) -> dict[str, dict[int, tuple[int, ...]]]:
@@ -256,6 +259,43 @@ class FakeReassigner:
                 {k: v for k, v in observed.effective.items() if k in wanted},
             )
         return out
+
+    async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
+        """Kafka's answer as it would be: the same digest while nothing in it changes."""
+        self.chunk_reads.append(tuple(keys))
+        if self.fail:
+            raise KafkaUnavailable("describe_topics: NoBrokersAvailable")
+        observed: dict[str, ObservedTopic | None] = {}
+        for name, wanted in keys.items():
+            topic = self.kafka.topics.get(name)
+            if topic is None:
+                observed[name] = None
+                continue
+            full = topic.observed(name, self.kafka._stale_overrides(name))
+            observed[name] = (
+                full
+                if wanted is None
+                else dataclasses.replace(
+                    full,
+                    overrides={k: v for k, v in full.overrides.items() if k in wanted},
+                    effective={k: v for k, v in full.effective.items() if k in wanted},
+                    configs_complete=False,
+                )
+            )
+        cluster = ClusterInfo(
+            self.kafka.brokers, controller_id=len(self.chunk_reads) % 3 + 1, cluster_id=self.kafka.cluster_id
+        )
+        configs = {n: (t.overrides, t.effective) for n, t in observed.items() if t is not None}
+        digest = hashlib.sha256(repr((sorted(observed.items()), cluster.brokers)).encode()).digest()
+        configs_digest = hashlib.sha256(repr(sorted(configs.items())).encode()).digest()
+        reads = TopicReads(observed=observed)
+        return ChunkRead(digest, configs_digest, lambda: (reads, cluster))
+
+    async def configs_digest(self, names: Sequence[str]) -> bytes:
+        self.configs_digests += 1
+        digest = (await self.read_chunk(dict.fromkeys(names))).configs_digest
+        self.chunk_reads.pop()  # one DescribeConfigs, not a chunk read
+        return digest
 
     async def eligible_leader_replicas(
         self, topics: Collection[str]

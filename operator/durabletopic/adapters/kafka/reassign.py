@@ -1,5 +1,6 @@
 """What confluent-kafka's AdminClient lacks and kafka-python does: partition reassignment (KIP-455), the
-eligible leader replicas of Kafka 4.x (KIP-966) and a topic's configs read by key.
+eligible leader replicas of Kafka 4.x (KIP-966), a topic's configs read by key, and the sweep's reads
+compared as bytes (`durabletopic.adapters.kafka.rawread`).
 
 One long-lived kafka-python admin client, called from a worker thread so the event loop never
 blocks. Everything else about Kafka goes through `durabletopic.adapters.kafka.admin`.
@@ -14,13 +15,21 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from durabletopic.adapters.kafka.rawread import (
+    ChunkAnswer,
+    RawRequest,
+    configs_digest,
+    configs_request,
+    decode_chunk,
+    metadata_request,
+)
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import PartitionMove
-from durabletopic.loop.ports import KafkaUnavailable
+from durabletopic.loop.ports import ChunkRead, KafkaUnavailable
 
 # librdkafka property -> kafka-python argument, for the connection settings the operator supports.
 _CLIENT_SETTINGS = {
@@ -45,6 +54,8 @@ _PEM_FILES = {
 
 
 _CONFIGS_CHUNK = 1000
+# The sweep's encoded requests kept, one pair per chunk of topics (a few chunks per 10,000 topics).
+_KEPT_REQUESTS = 64
 
 # kafka-python warns whenever decoding one response holds its network loop over 100 ms, which a
 # DescribeConfigs of 1,000 topics does on a busy machine: a note about its own loop, nothing to act on.
@@ -83,6 +94,7 @@ class Reassigner:
         self._lock = threading.Lock()
         self._servers: list[str] = list(self._settings.pop("bootstrap_servers"))
         self._next_server = 0
+        self._requests: dict[tuple[Any, ...], tuple[RawRequest, ...]] = {}
 
     def _admin(self) -> Any:
         from kafka.admin import KafkaAdminClient
@@ -104,7 +116,10 @@ class Reassigner:
             with contextlib.suppress(Exception):
                 client.close()
 
-    async def _run(self, op: str, fn: Any) -> Any:
+    async def _run(self, op: str, fn: Any, *, also: tuple[str, ...] = ()) -> Any:
+        """`fn(admin)` in a worker thread; `op` (and the requests named in `also`, sent by the same call)
+        counted with its outcome."""
+
         def call() -> Any:
             for attempt in range(len(self._servers)):
                 try:
@@ -123,7 +138,49 @@ class Reassigner:
             return answer
         finally:
             if self._on_request is not None:
-                self._on_request(op, result, time.monotonic() - started)
+                for name in (op, *also):
+                    self._on_request(name, result, time.monotonic() - started)
+
+    def _kept(
+        self, signature: tuple[Any, ...], make: Callable[[], tuple[RawRequest, ...]]
+    ) -> tuple[RawRequest, ...]:
+        requests = self._requests.pop(signature, None) or make()
+        self._requests[signature] = requests  # the most recently used last
+        while len(self._requests) > _KEPT_REQUESTS:
+            del self._requests[next(iter(self._requests))]
+        return requests
+
+    async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
+        """The sweep's read of a chunk: one Metadata and one DescribeConfigs request (the keys named for
+        each topic, every config where None), sent together and kept as bytes."""
+        signature = tuple((name, None if k is None else tuple(sorted(k))) for name, k in keys.items())
+        metadata, configs = self._kept(
+            ("chunk", signature), lambda: (metadata_request(list(keys)), configs_request(keys))
+        )
+
+        def send(admin: Any) -> Any:
+            async def both() -> Any:
+                described = admin._manager.send(metadata)
+                configured = admin._manager.send(configs)
+                return await described, await configured
+
+            return admin._manager.run(both)
+
+        described, configured = await self._run("describe_topics", send, also=("describe_configs",))
+        answer = ChunkAnswer(described, configured, frozenset(name for name, k in keys.items() if k is None))
+        return ChunkRead(answer.digest, configs_digest(configured), lambda: decode_chunk(answer))
+
+    async def configs_digest(self, names: Sequence[str]) -> bytes:
+        """A digest of every config of these topics: one DescribeConfigs request, kept as bytes."""
+        (request,) = self._kept(("configs", tuple(names)), lambda: (configs_request(dict.fromkeys(names)),))
+
+        def send(admin: Any) -> Any:
+            async def one() -> Any:
+                return await admin._manager.send(request)
+
+            return admin._manager.run(one)
+
+        return configs_digest(await self._run("describe_configs", send))
 
     async def ongoing(self) -> dict[str, dict[int, PartitionMove]]:
         """Every reassignment Kafka is running, by topic and partition: one request for the whole cluster."""

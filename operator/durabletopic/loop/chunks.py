@@ -1,0 +1,178 @@
+"""The sweep's check of quiet objects: one read per chunk of topics, compared as a digest.
+
+Every settled object's topic is read in its chunk; chunks keep their topics while objects come and go
+(a hash of the name picks the chunk). An object is *quiet* when its last pass changed nothing (the
+controller keeps what that pass saw). Its *anchor* is the digest of the chunk read whose decoded answer
+gave that pass its view of the topic. At the next sweep the chunk is read again: a quiet object whose
+anchor equals the new digest sees exactly what its last pass saw, and is not looked at; when some quiet
+object is not anchored to the new digest, the answer is decoded and every other object of the chunk
+takes it as its pass's read (prefetched), and is anchored to it when the pass leaves it quiet. A read
+that fails leaves its objects to the ordinary path: a pass of their own, reading Kafka itself.
+
+Configs outside the planner's keys are read in full every few minutes. For a quiet object a digest of
+every config of its chunk's topics stands for that read while it equals the configs digest of the last
+full read its own pass was planned on (its *full anchor*).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic
+from durabletopic.loop.ports import ChunkRead, KafkaUnavailable, ReassignPort
+from durabletopic.loop.store import DurableTopicObject
+
+# About this many topics per request: 10,000 topics are 9 chunks, 18 requests per sweep.
+CHUNK_TOPICS = 1200
+# A prefetched read is used by a pass that starts within this long of it, else read again.
+PREFETCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    obj: DurableTopicObject  # the copy the sweep saw: a newer copy is read afresh
+    observed: ObservedTopic | None
+    cluster: ClusterInfo
+    digest: bytes
+    configs_digest: bytes
+    complete: bool  # every config of the topic was read
+    at: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A settled object (see `Controller._settled`): its topic is read by key in its chunk."""
+
+    obj: DurableTopicObject
+    keys: frozenset[str]  # the config keys its planner reads
+    quiet: bool  # its last pass changed nothing
+
+
+def chunk_of(candidates: Collection[Candidate]) -> list[list[Candidate]]:
+    """Candidates in chunks that keep their topics as the set changes: a topic's chunk is chosen by a
+    hash of its name, so one object more or less changes one chunk's request, not every chunk's."""
+    count = max(1, math.ceil(len(candidates) / CHUNK_TOPICS))
+    chunks: list[list[Candidate]] = [[] for _ in range(count)]
+    for candidate in candidates:
+        chunks[zlib.crc32(candidate.obj.topic_name.encode()) % count].append(candidate)
+    return [sorted(c, key=lambda c: c.obj.topic_name) for c in chunks if c]
+
+
+class QuietCheck:
+    def __init__(self, complete_read_at: dict[ObjectRef, float], complete_every: float) -> None:
+        """`complete_read_at`: when each object's configs were last read in full (the controller's,
+        shared), due again `complete_every` seconds after."""
+        self.complete_read_at = complete_read_at
+        self.complete_every = complete_every
+        self.anchors: dict[ObjectRef, bytes] = {}
+        self.full_anchors: dict[ObjectRef, bytes] = {}
+        self.prefetched: dict[ObjectRef, Prefetched] = {}
+
+    def forget(self, ref: ObjectRef) -> None:
+        self.anchors.pop(ref, None)
+        self.full_anchors.pop(ref, None)
+        self.prefetched.pop(ref, None)
+
+    def planned(self, ref: ObjectRef, used: Prefetched | None, quiet: bool, complete: bool) -> None:
+        """After a pass: what the object's view came from. Anchored to a prefetched read that left it
+        quiet; a view from a read of its own anchors nothing (the digests say nothing of it)."""
+        if used is not None and quiet:
+            self.anchors[ref] = used.digest
+        elif not quiet or used is None:
+            self.anchors.pop(ref, None)
+        if used is not None and used.complete:
+            self.full_anchors[ref] = used.configs_digest
+        elif complete:
+            self.full_anchors.pop(ref, None)
+
+    def take(self, obj: DurableTopicObject, now: float) -> Prefetched | None:
+        """The prefetched read for this copy of the object, if fresh; used once."""
+        found = self.prefetched.pop(obj.ref, None)
+        if found is None or found.obj is not obj or now - found.at > PREFETCH_SECONDS:
+            return None
+        return found
+
+    async def check(self, reader: ReassignPort, candidates: list[Candidate]) -> set[ObjectRef]:
+        """Reads every chunk; returns the objects that need no pass. The others of a chunk that was read
+        have their read prefetched."""
+        now = time.monotonic()
+        chunks = chunk_of(candidates)
+        due = self._full_check_due(chunks, now)
+        quiet: set[ObjectRef] = set()
+        for chunk in chunks:
+            try:
+                quiet |= await self._check_chunk(reader, chunk, now)
+                if chunk is due:
+                    quiet -= await self._check_complete(reader, chunk, now)
+            except KafkaUnavailable:
+                for candidate in chunk:
+                    self.prefetched.pop(candidate.obj.ref, None)
+        return quiet
+
+    async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate], now: float) -> set[ObjectRef]:
+        read = await reader.read_chunk(_keys(chunk))
+        quiet = {c.obj.ref for c in chunk if c.quiet and self.anchors.get(c.obj.ref) == read.digest}
+        # Decoded only for a quiet object not anchored to it (the chunk changed, or its last view came
+        # from a read of its own); then every object of the chunk due anyway takes it as its read.
+        if any(c.quiet and c.obj.ref not in quiet for c in chunk):
+            self._prefetch((c for c in chunk if c.obj.ref not in quiet), read, now)
+        return quiet
+
+    async def _check_complete(
+        self, reader: ReassignPort, chunk: list[Candidate], now: float
+    ) -> set[ObjectRef]:
+        """Every config of the chunk's topics: for an object whose full anchor it equals, it counts as
+        a full read again; the others are read in full and prefetched (returned: not quiet)."""
+        names = list(dict.fromkeys(c.obj.topic_name for c in chunk))
+        digest = await reader.configs_digest(names)
+        stale = []
+        for candidate in chunk:
+            if self.full_anchors.get(candidate.obj.ref) == digest:
+                self.complete_read_at[candidate.obj.ref] = now
+            else:
+                stale.append(candidate)
+        if stale:
+            # The same configs request as the digest's: the full anchors it gives compare with the next one.
+            read = await reader.read_chunk(dict.fromkeys(names))
+            self._prefetch(stale, read, now)
+        return {c.obj.ref for c in stale}
+
+    def _prefetch(self, candidates: Iterable[Candidate], read: ChunkRead, now: float) -> None:
+        reads, cluster = read.decode()
+        for candidate in candidates:
+            name = candidate.obj.topic_name
+            if name in reads.observed:
+                observed = reads.observed[name]
+                self.prefetched[candidate.obj.ref] = Prefetched(
+                    candidate.obj,
+                    observed,
+                    cluster,
+                    read.digest,
+                    read.configs_digest,
+                    observed is not None and observed.configs_complete,
+                    now,
+                )
+
+    def _full_check_due(self, chunks: list[list[Candidate]], now: float) -> list[Candidate] | None:
+        """The chunk whose configs were read in full longest ago, once that is most of the interval
+        between full reads: one chunk a sweep, so that the full reads of many chunks spread out."""
+        oldest: tuple[float, list[Candidate]] | None = None
+        for chunk in chunks:
+            at = min(self.complete_read_at.get(c.obj.ref, 0.0) for c in chunk)
+            if oldest is None or at < oldest[0]:
+                oldest = (at, chunk)
+        if oldest is None or now - oldest[0] < self.complete_every * 0.8:
+            return None
+        return oldest[1]
+
+
+def _keys(chunk: list[Candidate]) -> dict[str, frozenset[str] | None]:
+    keys: dict[str, frozenset[str] | None] = {}
+    for candidate in chunk:
+        name = candidate.obj.topic_name
+        keys[name] = (keys.get(name) or frozenset()) | candidate.keys
+    return keys

@@ -1,0 +1,115 @@
+"""The sweep reads quiet objects' topics a chunk at a time and passes over only what changed."""
+
+from __future__ import annotations
+
+from durabletopic.core.configs import MIN_INSYNC_REPLICAS
+from durabletopic.core.model import ObjectRef
+from durabletopic.loop.controller import COMPLETE_CONFIGS_EVERY_SECONDS
+from tests.unit.loop.conftest import Harness
+
+
+async def sweep(harness: Harness) -> None:
+    await harness.controller.sweep_once()
+    await harness.settle()
+
+
+async def anchored(harness: Harness, count: int) -> list[ObjectRef]:
+    """Objects made, then swept until each is quiet and anchored to the sweep's read."""
+    refs = [harness.apply(f"orders-{i}") for i in range(count)]
+    await harness.settle()
+    await sweep(harness)  # a pass that changes nothing: quiet
+    await sweep(harness)  # the first chunk read: the pass plans on it, and is anchored to it
+    assert set(harness.controller.quiet_check.anchors) == set(refs)
+    return refs
+
+
+async def test_an_idle_sweep_reads_one_chunk_and_passes_over_nothing(harness: Harness) -> None:
+    refs = await anchored(harness, 50)
+    calls, chunk_reads = len(harness.kafka.calls), len(harness.reassigner.chunk_reads)
+    await harness.controller.sweep_once()
+    assert harness.controller.queue.keys() == [], "nothing changed: no object is due"
+    assert len(harness.reassigner.chunk_reads) == chunk_reads + 1, "one read for the chunk"
+    assert len(harness.kafka.calls) == calls, "no DescribeTopics, DescribeConfigs or DescribeCluster"
+    assert all(harness.ready(ref) for ref in refs)
+
+
+async def test_the_controller_kafka_names_at_random_does_not_count_as_a_change(harness: Harness) -> None:
+    await anchored(harness, 3)
+    for _ in range(4):  # the fake names another controller in each answer, as Kafka does
+        await harness.controller.sweep_once()
+        assert harness.controller.queue.keys() == []
+
+
+async def test_drift_in_a_chunk_is_put_right_from_the_sweeps_read(harness: Harness) -> None:
+    refs = await anchored(harness, 20)
+    harness.kafka.topics["orders-7"].overrides[MIN_INSYNC_REPLICAS] = "1"
+    await harness.controller.sweep_once()
+    assert sorted(harness.controller.queue.keys(), key=str) == sorted(refs, key=str), (
+        "the chunk changed: its objects are due, with its read"
+    )
+    reads_before = harness.kafka.count("describe_topics")
+    await harness.settle()
+    assert harness.kafka.topics["orders-7"].overrides[MIN_INSYNC_REPLICAS] == "2"
+    assert harness.kafka.count("describe_topics") == reads_before + 1, "only the read confirming the alter"
+    assert harness.metrics.drift_counts, "the drift is counted"
+    await sweep(harness)  # the chunk changed back: read once more, anchored again
+    await sweep(harness)
+    await harness.controller.sweep_once()
+    assert harness.controller.queue.keys() == []
+
+
+async def test_a_change_undone_before_the_pass_is_not_taken_for_what_the_object_saw(harness: Harness) -> None:
+    """The sweep reads a weakened topic; before its pass, the topic is put back; later it is weakened
+    again, to exactly what that read saw: the object planned on that read and acted, so it is not
+    anchored to it, and the weakening is put right."""
+    await anchored(harness, 5)
+    topic = harness.kafka.topics["orders-2"]
+    topic.overrides[MIN_INSYNC_REPLICAS] = "1"
+    await harness.controller.sweep_once()
+    topic.overrides[MIN_INSYNC_REPLICAS] = "2"
+    await harness.settle()
+    topic.overrides[MIN_INSYNC_REPLICAS] = "1"
+    for _ in range(2):
+        await sweep(harness)
+    assert topic.overrides[MIN_INSYNC_REPLICAS] == "2"
+
+
+async def test_a_failed_chunk_read_leaves_its_objects_to_a_read_of_their_own(harness: Harness) -> None:
+    refs = await anchored(harness, 10)
+    harness.reassigner.fail = True
+    reads_before = harness.kafka.count("describe_topics")
+    await harness.controller.sweep_once()
+    assert len(harness.controller.queue.keys()) == len(refs)
+    harness.reassigner.fail = False
+    await harness.settle()
+    assert harness.kafka.count("describe_topics") > reads_before
+    assert all(harness.ready(ref) for ref in refs)
+
+
+async def test_every_config_is_compared_every_few_minutes_and_read_only_when_changed(
+    harness: Harness,
+) -> None:
+    refs = await anchored(harness, 10)
+    controller = harness.controller
+
+    def age() -> None:
+        for ref in refs:
+            controller._complete_read_at[ref] -= COMPLETE_CONFIGS_EVERY_SECONDS * 0.85
+
+    age()
+    await sweep(harness)  # no full read yet that their passes planned on: read in full
+    assert harness.reassigner.chunk_reads[-2] == tuple(f"orders-{i}" for i in sorted(range(10), key=str))
+    assert all(ref in controller.quiet_check.full_anchors for ref in refs)
+    await sweep(harness)  # read by key again: anchored to that read
+    chunk_reads = len(harness.reassigner.chunk_reads)
+    age()
+    digests = harness.reassigner.configs_digests
+    await harness.controller.sweep_once()
+    assert harness.reassigner.configs_digests == digests + 1
+    assert controller.queue.keys() == [], "every config as before: nothing to read or plan"
+    assert len(harness.reassigner.chunk_reads) == chunk_reads + 1, "only the sweep's own chunk read"
+    harness.kafka.topics["orders-3"].overrides["segment.ms"] = "600000"  # set out of band
+    age()
+    await sweep(harness)
+    assert "segment.ms" in str(harness.status(refs[3])), "the override set out of band is seen"
+    assert "segment.ms" not in str(harness.status(refs[4]))
