@@ -16,6 +16,7 @@ full read its own pass was planned on (its *full anchor*).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import zlib
@@ -26,10 +27,14 @@ from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic
 from durabletopic.loop.ports import ChunkRead, KafkaUnavailable, ReassignPort
 from durabletopic.loop.store import DurableTopicObject
 
+log = logging.getLogger(__name__)
+
 # About this many topics per request: 10,000 topics are 9 chunks, 18 requests per sweep.
 CHUNK_TOPICS = 1200
 # A prefetched read is used by a pass that starts within this long of it, else read again.
 PREFETCH_SECONDS = 2.0
+# After a chunk read fails, the sweeps leave every object to its own read for this long.
+FAILED_READ_PAUSE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class QuietCheck:
         self.anchors: dict[ObjectRef, bytes] = {}
         self.full_anchors: dict[ObjectRef, bytes] = {}
         self.prefetched: dict[ObjectRef, Prefetched] = {}
+        self.paused_until = 0.0
 
     def forget(self, ref: ObjectRef) -> None:
         self.anchors.pop(ref, None)
@@ -100,6 +106,8 @@ class QuietCheck:
         """Reads every chunk; returns the objects that need no pass. The others of a chunk that was read
         have their read prefetched."""
         now = time.monotonic()
+        if now < self.paused_until:
+            return set()
         chunks = chunk_of(candidates)
         due = self._full_check_due(chunks, now)
         quiet: set[ObjectRef] = set()
@@ -108,9 +116,19 @@ class QuietCheck:
                 quiet |= await self._check_chunk(reader, chunk, now)
                 if chunk is due:
                     quiet -= await self._check_complete(reader, chunk, now)
-            except KafkaUnavailable:
+            except KafkaUnavailable as error:
+                # Kafka is failing (a broker down, say): the objects of the chunks not read yet are not
+                # held up by more reads that would wait out the same failure.
+                log.info(
+                    "a chunk of %d topics was not read (%s): for %.0f s each object reads its own",
+                    len(chunk),
+                    error,
+                    FAILED_READ_PAUSE_SECONDS,
+                )
+                self.paused_until = time.monotonic() + FAILED_READ_PAUSE_SECONDS
                 for candidate in chunk:
                     self.prefetched.pop(candidate.obj.ref, None)
+                break
         return quiet
 
     async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate], now: float) -> set[ObjectRef]:

@@ -61,6 +61,8 @@ _KEPT_REQUESTS = 64
 # DescribeConfigs of 1,000 topics does on a busy machine: a note about its own loop, nothing to act on.
 logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
+_BOOTSTRAP_TIMEOUT_MS = 5000
+
 # kafka-python's errors for a broker that could not be reached at all: another one is tried.
 _UNREACHED = frozenset({"KafkaConnectionError", "NoBrokersAvailable"})
 
@@ -89,6 +91,8 @@ class Reassigner:
         self._pem_dir: Path | None = None
         self._settings = kafka_python_settings(bootstrap_servers, self._pem_as_files(client_config or {}))
         self._settings["request_timeout_ms"] = int(timeout_s * 1000)
+        # One server at a time (see _admin): one that is down is given up on quickly for the next.
+        self._settings["bootstrap_timeout_ms"] = _BOOTSTRAP_TIMEOUT_MS
         self._timeout_ms = int(timeout_s * 1000)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -159,12 +163,20 @@ class Reassigner:
         )
 
         def send(admin: Any) -> Any:
-            async def both() -> Any:
-                described = admin._manager.send(metadata)
-                configured = admin._manager.send(configs)
-                return await described, await configured
+            manager = admin._manager
 
-            return admin._manager.run(both)
+            async def both() -> Any:
+                # A request to a broker still connecting waits unbounded unless given a deadline.
+                described = manager.wait_for(manager.send(metadata), self._timeout_ms)
+                configured = manager.wait_for(manager.send(configs), self._timeout_ms)
+                try:
+                    first = await described
+                except BaseException:
+                    configured.close()
+                    raise
+                return first, await configured
+
+            return manager.run(both)
 
         described, configured = await self._run("describe_topics", send, also=("describe_configs",))
         answer = ChunkAnswer(described, configured, frozenset(name for name, k in keys.items() if k is None))
@@ -175,10 +187,12 @@ class Reassigner:
         (request,) = self._kept(("configs", tuple(names)), lambda: (configs_request(dict.fromkeys(names)),))
 
         def send(admin: Any) -> Any:
-            async def one() -> Any:
-                return await admin._manager.send(request)
+            manager = admin._manager
 
-            return admin._manager.run(one)
+            async def one() -> Any:
+                return await manager.wait_for(manager.send(request), self._timeout_ms)
+
+            return manager.run(one)
 
         return configs_digest(await self._run("describe_configs", send))
 
