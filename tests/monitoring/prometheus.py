@@ -35,24 +35,19 @@ def prometheus_binary() -> Path:
     return tool("prometheus")
 
 
+def render_one(helm: Path, template: str, *values: str) -> dict[str, Any]:
+    """The one object `templates/<template>` of the chart renders for the release, with `values`."""
+    only = ("--show-only", f"templates/{template}")
+    rendered = run(
+        [helm, "template", RELEASE, CHART, "--namespace", RELEASE_NAMESPACE, *values, *only]
+    ).stdout
+    (obj,) = [d for d in yaml.safe_load_all(rendered) if d]
+    return dict(obj)
+
+
 def chart_rules(helm: Path, *values: str) -> dict[str, Any]:
     """The `spec` of the chart's PrometheusRule (its `groups`): a Prometheus rule file's content."""
-    rendered = run(
-        [
-            helm,
-            "template",
-            RELEASE,
-            CHART,
-            "--namespace",
-            RELEASE_NAMESPACE,
-            "--set",
-            "prometheusRule.enabled=true",
-            *values,
-            "--show-only",
-            "templates/prometheusrule.yaml",
-        ]
-    ).stdout
-    (rule,) = [d for d in yaml.safe_load_all(rendered) if d]
+    rule = render_one(helm, "prometheusrule.yaml", "--set", "prometheusRule.enabled=true", *values)
     assert rule["kind"] == "PrometheusRule"
     return {"groups": rule["spec"]["groups"]}
 
