@@ -71,12 +71,12 @@ install_prometheus() {
     fi
     local work
     work=$(mktemp -d)
-    # apt-get download as root writes as the _apt user, which cannot enter a private temp dir.
-    chmod 755 "$work"
+    # Quiet unless it fails (as root, apt warns that it downloads without its sandbox user).
+    download() { (cd "$work" && apt-get download -q prometheus) >"$work/apt.log" 2>&1; }
     log "downloading Debian's prometheus into $PROMETHEUS_DIR"
-    if ! (cd "$work" && apt-get download -q prometheus >/dev/null 2>&1); then
+    if ! download; then
         "${sudo[@]}" apt-get update -q >/dev/null
-        (cd "$work" && apt-get download -q prometheus >/dev/null)
+        download || { cat "$work/apt.log" >&2; rm -rf "$work"; return 1; }
     fi
     dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
     rm -rf "$PROMETHEUS_DIR"
