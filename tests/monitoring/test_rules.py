@@ -7,19 +7,28 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from tests.monitoring.prometheus import alerts_of, write_yaml
-from tests.packaging.conftest import run
+from tests.monitoring.conftest import ALERT_LABELS
+from tests.monitoring.prometheus import alerts_of, chart_rules, write_yaml
+from tests.packaging.conftest import CHART, run
 
 UNIT_TESTS = Path(__file__).with_name("alerts.test.yaml")
 
 
+@pytest.mark.parametrize(
+    "values",
+    [[], [*ALERT_LABELS, "--set", "prometheusRule.for.DurableTopicStalled=1h30m"]],
+    ids=["defaults", "alert-labels-and-for"],
+)
 def test_promtool_check_rules_accepts_the_chart_rules(
-    promtool_binary: Path, rules: dict[str, Any], tmp_path: Path
+    promtool_binary: Path, helm_binary: Path, values: list[str], tmp_path: Path
 ) -> None:
+    rules = chart_rules(helm_binary, *values)
     result = run([promtool_binary, "check", "rules", write_yaml(tmp_path / "rules.yaml", rules)])
     assert f"SUCCESS: {len(alerts_of(rules))} rules found" in result.stdout, result.stdout
+    assert len(alerts_of(rules)) == 8
 
 
 def test_promtool_unit_tests_of_every_alert_pass(
@@ -55,3 +64,12 @@ def test_a_wrong_expectation_fails(promtool_binary: Path, rules: dict[str, Any],
     result = run([promtool_binary, "test", "rules", tests], check=False)
     assert result.returncode != 0
     assert "not-orders" in result.stdout + result.stderr
+
+
+def test_pending_times_are_the_values(helm_binary: Path) -> None:
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]["for"]
+    assert defaults["DurableTopicWeakeningDrift"] == "5m" and defaults["DurableTopicUnderMinIsr"] == "1m"
+    shipped = {alert: rule["for"] for alert, rule in alerts_of(chart_rules(helm_binary)).items()}
+    assert shipped == defaults
+    changed = chart_rules(helm_binary, "--set", "prometheusRule.for.DurableTopicOffline=30s")
+    assert {a: r["for"] for a, r in alerts_of(changed).items()} == {**defaults, "DurableTopicOffline": "30s"}
