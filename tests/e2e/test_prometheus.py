@@ -3,7 +3,9 @@
 Prometheus (Debian's, from the cache) scrapes the operator's /metrics on loopback every second the way
 the chart's ServiceMonitor has it scraped (the Service's name as job, the release's namespace as a
 target label, the operator's own labels kept), and evaluates the chart's rules every second, rendered
-with short pending times (`prometheusRule.for`) so an alert fires within seconds.
+with short pending times (`prometheusRule.for`) so an alert fires within seconds. Three alerts are
+made to fire and then resolve: weakening drift (an incremental alter behind the operator's back),
+partitions under min ISR (two brokers killed) and operator down (the operator stopped).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("operator")]
 
 # The pending time of the alerts these tests make fire, instead of the chart's minutes.
 SHORT_FOR = "4s"
-SHORT = (
-    "--set",
-    f"prometheusRule.for.DurableTopicWeakeningDrift={SHORT_FOR},prometheusRule.for.DurableTopicOperatorDown={SHORT_FOR}",
+SHORT = tuple(
+    arg
+    for alert in ("DurableTopicWeakeningDrift", "DurableTopicOperatorDown", "DurableTopicUnderMinIsr")
+    for arg in ("--set", f"prometheusRule.for.{alert}={SHORT_FOR}")
 )
 
 
@@ -133,6 +136,45 @@ def test_weakening_drift_alert_fires_and_resolves(
     assert metric_value(operator.metrics(), "durabletopic_drift", topic=topic) is None
     assert value_of(prometheus, drift) is None
     assert prometheus.query(f'ALERTS{{alertname="DurableTopicWeakeningDrift",topic="{topic}"}}') == []
+
+
+def test_under_min_isr_alert_fires_while_two_brokers_are_down(
+    prometheus: PrometheusServer, kube: Kube, namespace: str, testbed_faults, operator: OperatorProcess
+) -> None:  # type: ignore[no-untyped-def]
+    topic = f"{namespace}.replicated"
+    kube.create(namespace, "replicated", {"topicName": topic, "partitions": 2})
+    ready(kube, namespace, "replicated")
+    series = f'durabletopic_partitions_under_min_isr{{cluster="default",topic="{topic}"}}'
+    wait_for("the healthy topic scraped", lambda: value_of(prometheus, series) == 0.0, 30)
+    assert not active(prometheus, "DurableTopicUnderMinIsr", topic=topic)
+
+    testbed_faults.kill_broker(2)
+    testbed_faults.kill_broker(3)
+    (alert,) = wait_for(
+        "the under-min-ISR alert firing",
+        lambda: [
+            a for a in active(prometheus, "DurableTopicUnderMinIsr", topic=topic) if a["state"] == "firing"
+        ],
+        60,
+    )
+    assert alert["labels"] == {
+        "alertname": "DurableTopicUnderMinIsr",
+        "severity": "critical",
+        "cluster": "default",
+        "topic": topic,
+    }
+    assert alert["annotations"]["description"].startswith(f"2 partitions of {topic} have no leader or fewer")
+    assert value_of(prometheus, series) == 2.0
+    assert metric_value(operator.metrics(), "durabletopic_partitions_under_min_isr", topic=topic) == 2.0
+
+    testbed_faults.start_broker(2)
+    testbed_faults.start_broker(3)
+    wait_for(
+        "the under-min-ISR alert resolved",
+        lambda: not active(prometheus, "DurableTopicUnderMinIsr", topic=topic),
+        90,
+    )
+    assert value_of(prometheus, series) == 0.0
 
 
 def test_operator_down_alert_fires_while_the_operator_is_stopped(
