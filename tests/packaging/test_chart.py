@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from durabletopic.adapters.kafka.clientconfig import read_client_properties
-from durabletopic.adapters.prometheus import Metrics
 from durabletopic.app.settings import ENV_PREFIX, OperatorSettings
+from tests.monitoring.dashboard import exported_series
 from tests.packaging.conftest import (
     CHART,
     CRD_FILES,
@@ -476,18 +476,6 @@ def test_default_policy_from_values(helm_template: Render, tmp_path: Path) -> No
     assert policy["spec"] == everything
 
 
-def known_metric_series() -> set[str]:
-    names = set()
-    for family in Metrics().registry.collect():
-        names.add(family.name)
-        names.update(sample.name for sample in family.samples)
-        if family.type == "histogram":
-            names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
-        if family.type == "counter":
-            names.add(family.name + "_total")
-    return names
-
-
 def test_monitoring_objects(helm_template: Render) -> None:
     objects = helm_template(
         "--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true"
@@ -496,6 +484,7 @@ def test_monitoring_objects(helm_template: Render) -> None:
     monitor = one(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
 
     rules = {r["alert"]: r for g in one(objects, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
@@ -544,7 +533,7 @@ def test_monitoring_objects(helm_template: Render) -> None:
         assert fragment in joined, fragment
     # Every metric the alerts and the dashboard query is one the operator exports.
     used = set(re.findall(r"\bdurabletopic_[a-z_]+", joined + "\n".join(r["expr"] for r in rules.values())))
-    unknown = used - known_metric_series()
+    unknown = used - exported_series()
     assert not unknown, f"alerts or dashboard use metrics the operator does not export: {unknown}"
 
 

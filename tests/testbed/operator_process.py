@@ -21,6 +21,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_answers(
+    process: subprocess.Popen[bytes], url: str, what: str, log_path: Path, timeout: float
+) -> None:
+    """Waits until `url` answers 200; fails at once if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not answering {url} within {timeout} s; see {log_path}")
+
+
 class OperatorProcess:
     def __init__(
         self, *, bootstrap_servers: str, kubeconfig: Path, log_path: Path, env: dict[str, str] | None = None
@@ -53,20 +71,9 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
-                ) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"operator not healthy within {timeout} s; see {self.log_path}")
+        wait_until_answers(
+            self.process, f"http://127.0.0.1:{self.health_port}/healthz", "operator", self.log_path, timeout
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
