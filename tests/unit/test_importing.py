@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -172,7 +173,7 @@ def test_which_topics_are_imported() -> None:
 
 
 def test_managed_topics_come_from_the_objects_and_their_clusters() -> None:
-    objects = [
+    objects: list[dict[str, Any]] = [
         {"metadata": {"name": "orders", "namespace": "a"}, "spec": {"partitions": 1}},
         {"metadata": {"name": "p", "namespace": "a"}, "spec": {"topicName": "payments"}},
         {
