@@ -1,5 +1,6 @@
-"""The JVM client profiles: the Java one run by the Apache Kafka Java client against the test bed's brokers, the
-Spring Boot one checked against Spring Boot's configuration metadata."""
+"""The JVM client profiles run by the Apache Kafka Java client against the test bed's brokers: the Java one as it
+is, the Spring Boot one as Spring Boot binds it; and every Spring key checked against Spring Boot's configuration
+metadata."""
 
 from __future__ import annotations
 
@@ -69,17 +70,19 @@ def logged_config(stderr: str, kind: str) -> dict[str, str]:
     return found
 
 
-def test_the_java_profile_runs_idempotent_and_commits_after_processing(
-    build: jvm.Build, tmp_path: Path, bootstrap_servers: str, kafka_admin: AdminClient, unique: str
-) -> None:
-    topic, group = f"{unique}.jvm", f"{unique}-group"
-    helpers.create(kafka_admin, topic, 3, 3, DURABLE)
-    producer_file, consumer_file = tmp_path / "producer.properties", tmp_path / "consumer.properties"
-    producer_file.write_text(client_config(topic, "producer", "java"))
-    consumer_file.write_text(client_config(topic, "consumer", "java"))
-    assert parse_properties(producer_file.read_text()) == clientprofile.settings("producer")
+def write_profiles(tmp_path: Path, topic: str, fmt: str) -> tuple[Path, Path]:
+    producer_file, consumer_file = (
+        tmp_path / f"producer-{fmt}.properties",
+        tmp_path / f"consumer-{fmt}.properties",
+    )
+    producer_file.write_text(client_config(topic, "producer", fmt))
+    consumer_file.write_text(client_config(topic, "consumer", fmt))
+    return producer_file, consumer_file
 
-    # The log capture sees an unknown key: the absence of the warning below means something.
+
+def test_the_client_log_capture_sees_an_unknown_key(build: jvm.Build, tmp_path: Path) -> None:
+    """The control of the tests below: the absence of the warning there means something."""
+    producer_file, consumer_file = write_profiles(tmp_path, "orders", "java")
     control = build.java("construct", str(producer_file), str(consumer_file), "durabletopic.no.such.key=1")
     assert control.returncode == 0, control.stderr
     assert (
@@ -90,8 +93,20 @@ def test_the_java_profile_runs_idempotent_and_commits_after_processing(
         )
         == 2
     )
+    assert len(UNKNOWN_CONFIG.findall(control.stderr)) == 2
 
-    produced = build.java("produce", bootstrap_servers, topic, str(producer_file), str(MESSAGES))
+
+@pytest.mark.parametrize("fmt", ["java", "spring"])
+def test_the_profile_runs_idempotent_and_commits_after_processing(
+    fmt: str, build: jvm.Build, tmp_path: Path, bootstrap_servers: str, kafka_admin: AdminClient, unique: str
+) -> None:
+    """java: the profile as the client's properties. spring: the client configuration Spring Boot builds from the
+    profile's spring.kafka.* lines (its KafkaProperties, as its producer and consumer factories get it)."""
+    topic, group = f"{unique}.jvm", f"{unique}-group"
+    helpers.create(kafka_admin, topic, 3, 3, DURABLE)
+    producer_file, consumer_file = write_profiles(tmp_path, topic, fmt)
+
+    produced = build.java("produce", fmt, bootstrap_servers, topic, str(producer_file), str(MESSAGES))
     assert produced.returncode == 0, produced.stderr
     assert outputs(produced.stdout) == {"acknowledged": str(MESSAGES), "failed": "0"}
     assert not UNKNOWN_CONFIG.search(produced.stderr), produced.stderr
@@ -103,13 +118,13 @@ def test_the_java_profile_runs_idempotent_and_commits_after_processing(
         "no producer id from the brokers"
     )
 
-    consumed = build.java("consume", bootstrap_servers, topic, str(consumer_file), group, str(MESSAGES))
+    consumed = build.java("consume", fmt, bootstrap_servers, topic, str(consumer_file), group, str(MESSAGES))
     assert consumed.returncode == 0, consumed.stderr
     assert not UNKNOWN_CONFIG.search(consumed.stderr), consumed.stderr
-    assert {
-        key: logged_config(consumed.stderr, "ConsumerConfig")[key] for key in clientprofile.CONSUMER
-    } == dict(clientprofile.CONSUMER)
+    running = logged_config(consumed.stderr, "ConsumerConfig")
+    assert {key: running[key] for key in clientprofile.CONSUMER} == dict(clientprofile.CONSUMER)
     assert outputs(consumed.stdout) == {
+        **({"ack_mode": "MANUAL_IMMEDIATE"} if fmt == "spring" else {}),
         "consumed": str(MESSAGES),
         "distinct": str(MESSAGES),
         "committed": str(MESSAGES),

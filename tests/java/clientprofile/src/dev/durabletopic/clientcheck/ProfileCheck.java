@@ -25,13 +25,14 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
- * Runs the Java client with a client profile of `durabletopic client-config --format java`, plus only what the
- * application adds (bootstrap servers, serializers, group id). Prints its findings as `key=value` lines on stdout;
- * the client's own log (slf4j-simple) goes to stderr.
+ * Runs the Java client with a client profile of `durabletopic client-config`, plus only what the application adds
+ * (bootstrap servers, serializers, group id). FORMAT java: the profile is the client's properties; spring: the
+ * profile is Spring Boot properties, and the client gets the configuration Spring Boot builds from them. Prints
+ * its findings as `key=value` lines on stdout; the client's own log (slf4j-simple) goes to stderr.
  *
  * <pre>
- * produce BOOTSTRAP TOPIC PRODUCER_PROPERTIES COUNT
- * consume BOOTSTRAP TOPIC CONSUMER_PROPERTIES GROUP COUNT
+ * produce FORMAT BOOTSTRAP TOPIC PROFILE COUNT
+ * consume FORMAT BOOTSTRAP TOPIC PROFILE GROUP COUNT
  * construct PRODUCER_PROPERTIES CONSUMER_PROPERTIES EXTRA_KEY=VALUE   (builds both clients, connects nowhere)
  * </pre>
  */
@@ -40,8 +41,9 @@ public final class ProfileCheck {
 
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
-            case "produce" -> produce(args[1], args[2], Path.of(args[3]), Integer.parseInt(args[4]));
-            case "consume" -> consume(args[1], args[2], Path.of(args[3]), args[4], Integer.parseInt(args[5]));
+            case "produce" -> produce(producerOf(args[1], Path.of(args[4]), args[2]), args[3], Integer.parseInt(args[5]));
+            case "consume" -> consume(
+                consumerOf(args[1], Path.of(args[4]), args[2], args[5]), args[3], Integer.parseInt(args[6]));
             case "construct" -> construct(Path.of(args[1]), Path.of(args[2]), args[3]);
             default -> throw new IllegalArgumentException("unknown mode " + args[0]);
         }
@@ -72,10 +74,31 @@ public final class ProfileCheck {
         return props;
     }
 
-    static void produce(String bootstrap, String topic, Path profile, int count) throws Exception {
+    static Properties producerOf(String format, Path profile, String bootstrap) throws IOException {
+        return switch (format) {
+            case "java" -> producerProps(profile, bootstrap);
+            case "spring" -> SpringProfile.load(profile, bootstrap, null).producer();
+            default -> throw new IllegalArgumentException("unknown format " + format);
+        };
+    }
+
+    static Properties consumerOf(String format, Path profile, String bootstrap, String group) throws IOException {
+        switch (format) {
+            case "java":
+                return consumerProps(profile, bootstrap, group);
+            case "spring":
+                SpringProfile spring = SpringProfile.load(profile, bootstrap, group);
+                System.out.println("ack_mode=" + spring.ackMode());
+                return spring.consumer();
+            default:
+                throw new IllegalArgumentException("unknown format " + format);
+        }
+    }
+
+    static void produce(Properties props, String topic, int count) throws Exception {
         AtomicInteger acknowledged = new AtomicInteger();
         AtomicInteger failed = new AtomicInteger();
-        try (KafkaProducer<String, String> producer = new KafkaProducer<>(producerProps(profile, bootstrap))) {
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
             for (int n = 0; n < count; n++) {
                 producer.send(new ProducerRecord<>(topic, "k" + n, "v" + n), (metadata, error) -> {
                     if (error == null) {
@@ -92,8 +115,7 @@ public final class ProfileCheck {
         System.out.println("failed=" + failed.get());
     }
 
-    static void consume(String bootstrap, String topic, Path profile, String group, int count) throws Exception {
-        Properties props = consumerProps(profile, bootstrap, group);
+    static void consume(Properties props, String topic, int count) throws Exception {
         Set<String> processed = new HashSet<>();
         int records = 0;
         Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>();
