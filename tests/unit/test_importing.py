@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from durabletopic.cli import main
 from durabletopic.core import importing
+from durabletopic.core.audit import INTERNAL_TOPICS
 from durabletopic.core.importing import MAX_OBJECT_NAME
 from durabletopic.core.model import DurableTopicSpec, ObservedTopic, PartitionState, Policy
 from durabletopic.core.rules import check_policy, check_spec
@@ -218,3 +221,31 @@ def test_rendered_manifests_read_back_as_durable_topics() -> None:
     parsed = parse_manifests(text)
     assert [m.object for m in parsed] == [i.manifest() for i in imported]
     assert [m.object["spec"]["topicName"] for m in parsed] == ["App.Events", "true"]
+
+
+def test_the_audits_internal_topics_are_never_imported() -> None:
+    assert importing.to_import(INTERNAL_TOPICS, managed=set()) == []
+
+
+def test_the_command_writes_nothing_when_it_cannot_tell_what_is_managed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    out = tmp_path / "out"
+    code = main(
+        ["import", "--bootstrap-servers", "127.0.0.1:1", "--managed", str(missing), "--output", str(out)]
+    )
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"durabletopic import: {missing}: no such file or directory\n"
+    assert not out.exists()
+
+
+def test_the_command_reports_unreachable_kafka_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["import", "--bootstrap-servers", "127.0.0.1:1", "--ignore-api-server", "--timeout", "1"])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("durabletopic import: cannot read Kafka at 127.0.0.1:1: ")
+    assert len(captured.err.strip().splitlines()) == 1
