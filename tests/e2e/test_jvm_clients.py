@@ -30,7 +30,12 @@ MESSAGES = 500
 
 @pytest.fixture(scope="module")
 def build() -> jvm.Build:
-    return jvm.build()
+    return jvm.build("clientprofile")
+
+
+@pytest.fixture(scope="module")
+def spring_app() -> jvm.Build:
+    return jvm.build("springapp")
 
 
 def client_config(topic: str, role: str, fmt: str) -> str:
@@ -50,7 +55,8 @@ def parse_properties(text: str) -> dict[str, str]:
 
 
 def outputs(stdout: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    """The program's `key=value` findings (not the log lines around them)."""
+    return dict(line.split("=", 1) for line in stdout.splitlines() if re.fullmatch(r"[a-z_]+=\S*", line))
 
 
 def logged_config(stderr: str, kind: str) -> dict[str, str]:
@@ -83,7 +89,9 @@ def write_profiles(tmp_path: Path, topic: str, fmt: str) -> tuple[Path, Path]:
 def test_the_client_log_capture_sees_an_unknown_key(build: jvm.Build, tmp_path: Path) -> None:
     """The control of the tests below: the absence of the warning there means something."""
     producer_file, consumer_file = write_profiles(tmp_path, "orders", "java")
-    control = build.java("construct", str(producer_file), str(consumer_file), "durabletopic.no.such.key=1")
+    control = build.java(
+        jvm.PROFILE_CHECK, "construct", str(producer_file), str(consumer_file), "durabletopic.no.such.key=1"
+    )
     assert control.returncode == 0, control.stderr
     assert (
         len(
@@ -106,7 +114,9 @@ def test_the_profile_runs_idempotent_and_commits_after_processing(
     helpers.create(kafka_admin, topic, 3, 3, DURABLE)
     producer_file, consumer_file = write_profiles(tmp_path, topic, fmt)
 
-    produced = build.java("produce", fmt, bootstrap_servers, topic, str(producer_file), str(MESSAGES))
+    produced = build.java(
+        jvm.PROFILE_CHECK, "produce", fmt, bootstrap_servers, topic, str(producer_file), str(MESSAGES)
+    )
     assert produced.returncode == 0, produced.stderr
     assert outputs(produced.stdout) == {"acknowledged": str(MESSAGES), "failed": "0"}
     assert not UNKNOWN_CONFIG.search(produced.stderr), produced.stderr
@@ -118,7 +128,9 @@ def test_the_profile_runs_idempotent_and_commits_after_processing(
         "no producer id from the brokers"
     )
 
-    consumed = build.java("consume", fmt, bootstrap_servers, topic, str(consumer_file), group, str(MESSAGES))
+    consumed = build.java(
+        jvm.PROFILE_CHECK, "consume", fmt, bootstrap_servers, topic, str(consumer_file), group, str(MESSAGES)
+    )
     assert consumed.returncode == 0, consumed.stderr
     assert not UNKNOWN_CONFIG.search(consumed.stderr), consumed.stderr
     running = logged_config(consumed.stderr, "ConsumerConfig")
@@ -132,6 +144,46 @@ def test_the_profile_runs_idempotent_and_commits_after_processing(
         "read_again": "0",
     }
     # The brokers hold the group's offsets: every record, committed by the consumer, none by a timer.
+    request = [ConsumerGroupTopicPartitions(group)]
+    offsets = kafka_admin.list_consumer_group_offsets(request, request_timeout=15)[group].result()
+    assert sum(p.offset for p in offsets.topic_partitions if p.topic == topic) == MESSAGES
+
+
+def test_a_spring_boot_application_with_the_profile_keeps_every_record(
+    spring_app: jvm.Build, tmp_path: Path, bootstrap_servers: str, kafka_admin: AdminClient, unique: str
+) -> None:
+    """The docs' pattern in a running Spring Boot application: KafkaTemplate sends completed by whenComplete, a
+    listener acknowledging each record after its work, configured by the profile and nothing else of durability."""
+    topic, group = f"{unique}.spring", f"{unique}-spring"
+    helpers.create(kafka_admin, topic, 3, 3, DURABLE)
+    producer_file, consumer_file = write_profiles(tmp_path, topic, "spring")
+    ran = spring_app.java(
+        jvm.SPRING_APP,
+        f"--spring.config.import=file:{producer_file},file:{consumer_file}",
+        f"--spring.kafka.bootstrap-servers={bootstrap_servers}",
+        f"--check.topic={topic}",
+        f"--check.group={group}",
+        f"--check.count={MESSAGES}",
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert outputs(ran.stdout) == {
+        "acknowledged": str(MESSAGES),
+        "failed": "0",
+        "all_read": "true",
+        "consumed": str(MESSAGES),
+        "distinct": str(MESSAGES),
+    }
+    log = ran.stdout + ran.stderr  # Spring Boot logs to the console (Logback)
+    assert not UNKNOWN_CONFIG.search(log), log
+    producer = logged_config(log, "ProducerConfig")
+    expected = {**clientprofile.settings("producer"), "acks": "-1"}
+    assert {key: producer[key] for key in expected} == expected
+    assert re.search(r"ProducerId set to \d+ with epoch \d+", log), "no producer id from the brokers"
+    consumer = logged_config(log, "ConsumerConfig")
+    assert {key: consumer[key] for key in clientprofile.CONSUMER} == dict(clientprofile.CONSUMER)
+    # Spring Boot's kafka-clients (3.9), not the test bed's: the profile's keys are known there too.
+    assert re.search(r"Kafka version: 3\.9\.", log), "not the kafka-clients Spring Boot 3.5 manages"
+    # The listener's acknowledgements are the group's offsets on the brokers.
     request = [ConsumerGroupTopicPartitions(group)]
     offsets = kafka_admin.list_consumer_group_offsets(request, request_timeout=15)[group].result()
     assert sum(p.offset for p in offsets.topic_partitions if p.topic == topic) == MESSAGES
