@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from durabletopic import __version__
-from durabletopic.commands import audit, client_config, plan, probe, run, validate
+from durabletopic.commands import audit, client_config, import_topics, plan, probe, run, validate
 
 # Each module registers one subcommand; the order is the order of `--help`.
-COMMANDS = (run, audit, validate, plan, client_config, probe)
+COMMANDS = (run, audit, validate, plan, import_topics, client_config, probe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,6 +70,36 @@ def test_every_format_says_the_same(role: clientprofile.Role) -> None:
     assert clientprofile.settings_from_env(env, other) == {}
 
 
+def test_java_is_the_properties_format() -> None:
+    for role in clientprofile.ROLES:
+        assert clientprofile.render("orders", role, "java") == clientprofile.render(
+            "orders", role, "properties"
+        )
+
+
+def test_spring_properties_use_spring_boots_keys_where_it_has_them() -> None:
+    producer = parse_properties(clientprofile.render("orders", "producer", "spring"))
+    assert producer == {
+        "spring.kafka.producer.acks": "all",
+        "spring.kafka.producer.properties[enable.idempotence]": "true",
+        "spring.kafka.producer.retries": "2147483647",
+        "spring.kafka.producer.properties[retry.backoff.ms]": "500",
+        "spring.kafka.producer.properties[retry.backoff.max.ms]": "10000",
+        "spring.kafka.producer.properties[delivery.timeout.ms]": "300000",
+        "spring.kafka.producer.properties[max.in.flight.requests.per.connection]": "5",
+    }
+    consumer = parse_properties(clientprofile.render("orders", "consumer", "spring"))
+    assert consumer == {
+        "spring.kafka.consumer.enable-auto-commit": "false",
+        "spring.kafka.consumer.auto-offset-reset": "earliest",
+        "spring.kafka.consumer.isolation-level": "read_committed",
+        "spring.kafka.listener.ack-mode": "manual_immediate",
+    }
+    assert clientprofile.render("orders", "consumer", "spring").startswith(
+        "# durabletopic client profile: consumer settings for topic orders, Spring Boot application.properties\n"
+    )
+
+
 def test_env_names() -> None:
     assert clientprofile.env_name("producer", "acks") == "KAFKA_PRODUCER_ACKS"
     assert clientprofile.env_name("producer", "enable.idempotence") == "KAFKA_PRODUCER_ENABLE_IDEMPOTENCE"

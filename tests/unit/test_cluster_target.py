@@ -22,6 +22,7 @@ from durabletopic.tools.clusterref import KafkaTarget, TargetError, from_kafka_c
 
 COMMANDS = {
     "audit": [],
+    "import": [],
     "plan": ["manifest.yaml"],
     "probe": ["--topic", "orders"],
 }

@@ -24,8 +24,9 @@ def register(commands: Any) -> None:
         "--format",
         choices=clientprofile.FORMATS,
         default="properties",
-        help="properties: Java client properties (default); json: librdkafka keys as a JSON object; "
-        "env: KAFKA_TOPIC and KAFKA_<ROLE>_<KEY>=value lines",
+        help="java (or properties): Java client properties (default); spring: Spring Boot application.properties "
+        "(spring.kafka.*; the consumer's with the listener's manual ack mode); json: librdkafka keys as a JSON "
+        "object; env: KAFKA_TOPIC and KAFKA_<ROLE>_<KEY>=value lines",
     )
     parser.set_defaults(handler=run)
 

@@ -22,7 +22,16 @@ numbers and booleans (Go's ConfigMap refuses float64).
 
 Formats:
 
-* ``properties``: Java ``producer.properties`` / ``consumer.properties``.
+* ``java`` (or ``properties``, its first name): Java client ``producer.properties`` /
+  ``consumer.properties``, the keys of ``org.apache.kafka:kafka-clients``.
+* ``spring``: Spring Boot ``application.properties`` lines. A setting Spring Boot has a key of its own for
+  (``spring.kafka.producer.acks``, ``.retries``; ``spring.kafka.consumer.enable-auto-commit``,
+  ``.auto-offset-reset``, ``.isolation-level``) takes it; the others go through the client's own key,
+  ``spring.kafka.producer.properties[enable.idempotence]`` and the like. The consumer's adds
+  ``spring.kafka.listener.ack-mode=manual_immediate``: with auto commit off, the listener container
+  commits a record's offset when the listener calls ``Acknowledgment.acknowledge()`` after processing it,
+  at once (``manual`` would wait for the end of the poll's batch). Properties, not YAML, so that a key
+  with dots inside ``[...]`` needs no quoting.
 * ``json``: an object of librdkafka keys, to merge into a client's configuration as it is.
 * ``env``: ``KEY=value`` lines: ``KAFKA_TOPIC`` and one variable per setting, named
   ``KAFKA_<ROLE>_`` + the key in upper case with ``.`` as ``_`` (``acks`` ->
@@ -40,10 +49,10 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 Role = Literal["producer", "consumer"]
-Format = Literal["properties", "json", "env"]
+Format = Literal["properties", "java", "spring", "json", "env"]
 
 ROLES: Final[tuple[Role, ...]] = ("producer", "consumer")
-FORMATS: Final[tuple[Format, ...]] = ("properties", "json", "env")
+FORMATS: Final[tuple[Format, ...]] = ("properties", "java", "spring", "json", "env")
 
 MAX_RETRIES: Final = 2147483647  # Java's Integer.MAX_VALUE, librdkafka's maximum
 
@@ -62,6 +71,19 @@ CONSUMER: Final[Mapping[str, str]] = {
     "auto.offset.reset": "earliest",
     "isolation.level": "read_committed",
 }
+
+# Spring Boot's own keys for settings of the profile (spring-boot-autoconfigure's KafkaProperties); every other
+# setting is passed to the client as it is, under spring.kafka.<role>.properties[...].
+SPRING_KEYS: Final[Mapping[Role, Mapping[str, str]]] = {
+    "producer": {"acks": "spring.kafka.producer.acks", "retries": "spring.kafka.producer.retries"},
+    "consumer": {
+        "enable.auto.commit": "spring.kafka.consumer.enable-auto-commit",
+        "auto.offset.reset": "spring.kafka.consumer.auto-offset-reset",
+        "isolation.level": "spring.kafka.consumer.isolation-level",
+    },
+}
+# What a Spring listener needs besides the client's settings: commit each record's offset once processed.
+SPRING_LISTENER: Final[Mapping[str, str]] = {"spring.kafka.listener.ack-mode": "manual_immediate"}
 
 TOPIC_ENV: Final = "KAFKA_TOPIC"
 ENV_PREFIX: Final[Mapping[Role, str]] = {"producer": "KAFKA_PRODUCER_", "consumer": "KAFKA_CONSUMER_"}
@@ -114,6 +136,27 @@ def render_properties(topic: str, role: Role) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spring_key(role: Role, key: str) -> str:
+    """The Spring Boot property of one client setting."""
+    return SPRING_KEYS[role].get(key) or f"spring.kafka.{role}.properties[{key}]"
+
+
+def spring_settings(role: Role) -> dict[str, str]:
+    """The role's settings as Spring Boot properties; the consumer's with the listener's ack mode."""
+    found = {spring_key(role, key): value for key, value in settings(role).items()}
+    return found | dict(SPRING_LISTENER) if role == "consumer" else found
+
+
+def render_spring(topic: str, role: Role) -> str:
+    """Spring Boot ``application.properties`` lines."""
+    lines = [
+        f"# durabletopic client profile: {role} settings for topic {topic}, Spring Boot application.properties",
+        "# Merge into the application's own (spring.kafka.bootstrap-servers, security, serializers).",
+        *(f"{key}={value}" for key, value in spring_settings(role).items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render_json(role: Role) -> str:
     """The role's librdkafka settings as a JSON object of strings, to merge into a client's config."""
     return json.dumps(settings(role), indent=2) + "\n"
@@ -125,8 +168,10 @@ def render_env(topic: str, role: Role) -> str:
 
 
 def render(topic: str, role: Role, fmt: Format) -> str:
-    if fmt == "properties":
+    if fmt in ("properties", "java"):
         return render_properties(topic, role)
+    if fmt == "spring":
+        return render_spring(topic, role)
     if fmt == "json":
         return render_json(role)
     if fmt == "env":

@@ -18,6 +18,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from urllib3.exceptions import HTTPError
 
+from durabletopic.core import crd as topic_crd
 from durabletopic.core.clusters import crd as cluster_crd
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -76,9 +77,8 @@ class ClusterReader:
             if error.status == 404 and _names_object(error, name):
                 return None
             if error.status == 404:
-                raise KubeReadError(
-                    f"cannot read {what}: the API server at {self._server} serves no KafkaCluster resource "
-                    f"(is the CRD {cluster_crd.PLURAL}.{cluster_crd.GROUP} installed?)"
+                raise self._not_served(
+                    f"read {what}", "KafkaCluster", cluster_crd.PLURAL, cluster_crd.GROUP
                 ) from None
             raise self._refused(what, error) from None
         except HTTPError as error:
@@ -86,6 +86,24 @@ class ClusterReader:
         if not isinstance(body, dict):
             raise KubeReadError(f"cannot read {what}: the API server answered with no object")
         return body
+
+    def durable_topics(self) -> list[dict[str, Any]]:
+        """Every DurableTopic of every namespace (one list request)."""
+        what = "DurableTopics"
+        try:
+            body = self._custom.list_cluster_custom_object(
+                topic_crd.GROUP, topic_crd.VERSION, topic_crd.PLURAL, _request_timeout=self._timeout_s
+            )
+        except k8s_client.ApiException as error:
+            if error.status == 404:
+                raise self._not_served(
+                    f"list {what}", topic_crd.KIND, topic_crd.PLURAL, topic_crd.GROUP
+                ) from None
+            raise self._refused(what, error) from None
+        except HTTPError as error:
+            raise self._unreachable(what, error) from None
+        items = body.get("items") if isinstance(body, dict) else None
+        return [item for item in items or () if isinstance(item, dict)]
 
     def source(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         """The data of a Secret (decoded) or of a ConfigMap, or None when there is no such object."""
@@ -105,6 +123,12 @@ class ClusterReader:
         if kind == "Secret":
             return _decoded(data)
         return {key: str(value) for key, value in data.items()}
+
+    def _not_served(self, doing: str, kind: str, plural: str, group: str) -> KubeReadError:
+        return KubeReadError(
+            f"cannot {doing}: the API server at {self._server} serves no {kind} resource "
+            f"(is the CRD {plural}.{group} installed?)"
+        )
 
     def _refused(self, what: str, error: k8s_client.ApiException) -> KubeReadError:
         message = _status_message(error)
