@@ -1,16 +1,18 @@
 """Fixtures of the packaging tests: the chart, deploy/, the Dockerfile and the Argo CD health check.
 
 The tools come from the cache: helm and kubectl from ``tests/testbed/install.sh`` (``make
-testbed-install``), hadolint, checkov and lua5.4 from ``tests/packaging/tools.sh``, which installs
-them on first use.
+testbed-install``), which also generates the Prometheus Operator's CRDs (on first use if missing);
+hadolint, checkov and lua5.4 from ``tests/packaging/tools.sh``, which installs them on first use.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "durable-topic-operator"
 DEPLOY = ROOT / "deploy"
 TOOLS_SH = Path(__file__).with_name("tools.sh")
+INSTALL_SH = ROOT / "tests" / "testbed" / "install.sh"
 CRD_FILES = (
     "durabletopics.durabletopic.dev.yaml",
     "durabilitypolicies.durabletopic.dev.yaml",
     "kafkaclusters.durabletopic.dev.yaml",
 )
+# The Prometheus Operator's CRDs of the objects the chart can create (serviceMonitor, prometheusRule).
+MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com")
 # The label of the namespaces a test makes (`scratch`): admission policies of a test are bound to its own.
 LABEL = "durabletopic.dev/packaging-test"
 
@@ -153,6 +158,28 @@ def crd_installed(testbed: Any) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def prometheus_operator_crds() -> Path:
+    """The folder of the Prometheus Operator's CRDs, generated once into the cache (a no-op after)."""
+    run(["bash", INSTALL_SH, "prometheus-operator-crds"], timeout=900)
+    folder = Testbed().prometheus_operator_crds_dir
+    assert (folder / ".complete").exists(), f"{INSTALL_SH} left {folder} incomplete"
+    return folder
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds_installed(testbed: Any, prometheus_operator_crds: Path) -> None:
+    """ServiceMonitor and PrometheusRule known to the test bed's API server, with their schemas."""
+    # controller-gen names each file <group>_<plural>.yaml.
+    files = [
+        prometheus_operator_crds / "{1}_{0}.yaml".format(*name.split(".", 1)) for name in MONITORING_CRDS
+    ]
+    testbed.kubectl("apply", "--server-side", "--force-conflicts", *(f"--filename={f}" for f in files))
+    testbed.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in MONITORING_CRDS)
+    )
+
+
 @pytest.fixture
 def scratch(testbed: Any) -> Iterator[tuple[str, str]]:
     """A fresh namespace carrying a label no other test uses: (namespace, label value)."""
@@ -166,10 +193,55 @@ def scratch(testbed: Any) -> Iterator[tuple[str, str]]:
         testbed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
 
 
+@dataclass
+class HelmRelease:
+    """A release of the chart on the test bed, in a test's scratch namespace."""
+
+    name: str
+    namespace: str
+    helm: list[str | Path]  # helm with the test bed's kubeconfig and the namespace
+
+    installed: bool = False
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-durable-topic-operator"
+
+    def install(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = run([*self.helm, "install", self.name, CHART, *args])
+        self.installed = True
+        return result
+
+    def uninstall(self) -> None:
+        run([*self.helm, "uninstall", self.name, "--wait", "--timeout", "60s"])
+        self.installed = False
+
+
+@pytest.fixture
+def helm_release(testbed: Any, helm: Path, scratch: tuple[str, str]) -> Iterator[HelmRelease]:
+    """A release named after the scratch namespace, uninstalled at the end if the test left it installed."""
+    namespace, token = scratch
+    release = HelmRelease(
+        f"pkg-{token}", namespace, [helm, "--kubeconfig", testbed.kubeconfig, "--namespace", namespace]
+    )
+    yield release
+    if release.installed:
+        run([*release.helm, "uninstall", release.name], check=False)
+
+
 def dry_run_apply(testbed: Any, manifest: str) -> Any:
     """Server-side dry run: admission (CRD schema, CEL, admission policies) runs, nothing is stored,
     so no operator running on the test bed for other tests ever sees these objects."""
     return testbed.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+
+
+def only_here(values_namespace_label: str) -> list[str]:
+    """Helm flags that bind the chart's admission policy to this test's namespace only: other tests
+    on the same test bed create DurableTopics below the floors on purpose."""
+    return [
+        "--set-json",
+        "admissionPolicy.namespaceSelector=" + json.dumps({"matchLabels": {LABEL: values_namespace_label}}),
+    ]
 
 
 def can_i(

@@ -22,12 +22,14 @@ from tests.packaging.conftest import (
     DEPLOY,
     LABEL,
     ROOT,
+    HelmRelease,
     Render,
     by_kind,
     can_i,
     docs,
     dry_run_apply,
     one,
+    only_here,
     rule_set,
     run,
 )
@@ -634,15 +636,6 @@ def durable_topic(namespace: str, name: str, **spec: Any) -> str:
     )
 
 
-def only_here(values_namespace_label: str) -> list[str]:
-    """Helm flags that bind the chart's admission policy to this test's namespace only: other tests
-    on the same test bed create DurableTopics below the floors on purpose."""
-    return [
-        "--set-json",
-        "admissionPolicy.namespaceSelector=" + json.dumps({"matchLabels": {LABEL: values_namespace_label}}),
-    ]
-
-
 @pytest.mark.testbed
 @pytest.mark.usefixtures("crd_installed")
 def test_api_server_accepts_the_rendered_chart(
@@ -750,89 +743,84 @@ def deployment_env(testbed: Any, namespace: str, name: str) -> dict[str, str]:
 
 @pytest.mark.testbed
 @pytest.mark.usefixtures("crd_installed")
-def test_helm_install_upgrade_uninstall(testbed: Any, helm: Path, scratch: tuple[str, str]) -> None:
+def test_helm_install_upgrade_uninstall(
+    testbed: Any, helm_release: HelmRelease, scratch: tuple[str, str]
+) -> None:
     namespace, token = scratch
-    release = f"pkg-{token}"
-    fullname = f"{release}-durable-topic-operator"
-    base = [helm, "--kubeconfig", testbed.kubeconfig, "--namespace", namespace]
-    installed = False
-    try:
-        started = time.monotonic()
-        result = run([*base, "install", release, CHART, *only_here(token)])
-        installed = True
-        assert "durable-topic-operator 0.1.0 is installed as release" in result.stdout  # NOTES.txt
-        env = deployment_env(testbed, namespace, fullname)
-        assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "3"
+    fullname = helm_release.fullname
+    started = time.monotonic()
+    result = helm_release.install(*only_here(token))
+    assert "durable-topic-operator 0.1.0 is installed as release" in result.stdout  # NOTES.txt
+    env = deployment_env(testbed, namespace, fullname)
+    assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "3"
 
-        # The ServiceAccount may do what the operator does, and no more (the real authorizer says so).
-        sa = f"system:serviceaccount:{namespace}:{fullname}"
-        assert can_i(testbed, sa, "watch", "durabletopics.durabletopic.dev")
-        assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default")
-        assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default", subresource="status")
-        assert can_i(testbed, sa, "create", "configmaps", "default")
-        assert can_i(testbed, sa, "patch", "configmaps", "default")
-        assert not can_i(testbed, sa, "get", "configmaps", "default")
-        assert can_i(testbed, sa, "create", "events", "default")
-        assert not can_i(testbed, sa, "create", "events.events.k8s.io", "default")
-        assert can_i(testbed, sa, "list", "customresourcedefinitions.apiextensions.k8s.io")
-        for verb in ("list", "watch"):
-            assert can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev")
-            assert can_i(testbed, sa, verb, "namespaces")
-        assert can_i(testbed, sa, "patch", "durabilitypolicies.durabletopic.dev", subresource="status")
-        for verb in ("get", "create", "update", "patch", "delete"):
-            assert not can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev"), verb
-            assert not can_i(testbed, sa, verb, "namespaces"), verb
-        assert not can_i(testbed, sa, "update", "durabilitypolicies.durabletopic.dev", subresource="status")
-        assert can_i(testbed, sa, "create", "leases.coordination.k8s.io", namespace)
-        assert can_i(testbed, sa, "update", "leases.coordination.k8s.io/durable-topic-operator", namespace)
-        assert not can_i(testbed, sa, "update", "leases.coordination.k8s.io/someone-else", namespace)
-        assert not can_i(testbed, sa, "create", "leases.coordination.k8s.io", "default")
-        assert not can_i(testbed, sa, "get", "secrets", namespace)
-        assert not can_i(testbed, sa, "delete", "durabletopics.durabletopic.dev", "default")
-        assert not can_i(testbed, sa, "create", "durabletopics.durabletopic.dev", "default")
+    # The ServiceAccount may do what the operator does, and no more (the real authorizer says so).
+    sa = f"system:serviceaccount:{namespace}:{fullname}"
+    assert can_i(testbed, sa, "watch", "durabletopics.durabletopic.dev")
+    assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default")
+    assert can_i(testbed, sa, "patch", "durabletopics.durabletopic.dev", "default", subresource="status")
+    assert can_i(testbed, sa, "create", "configmaps", "default")
+    assert can_i(testbed, sa, "patch", "configmaps", "default")
+    assert not can_i(testbed, sa, "get", "configmaps", "default")
+    assert can_i(testbed, sa, "create", "events", "default")
+    assert not can_i(testbed, sa, "create", "events.events.k8s.io", "default")
+    assert can_i(testbed, sa, "list", "customresourcedefinitions.apiextensions.k8s.io")
+    for verb in ("list", "watch"):
+        assert can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev")
+        assert can_i(testbed, sa, verb, "namespaces")
+    assert can_i(testbed, sa, "patch", "durabilitypolicies.durabletopic.dev", subresource="status")
+    for verb in ("get", "create", "update", "patch", "delete"):
+        assert not can_i(testbed, sa, verb, "durabilitypolicies.durabletopic.dev"), verb
+        assert not can_i(testbed, sa, verb, "namespaces"), verb
+    assert not can_i(testbed, sa, "update", "durabilitypolicies.durabletopic.dev", subresource="status")
+    assert can_i(testbed, sa, "create", "leases.coordination.k8s.io", namespace)
+    assert can_i(testbed, sa, "update", "leases.coordination.k8s.io/durable-topic-operator", namespace)
+    assert not can_i(testbed, sa, "update", "leases.coordination.k8s.io/someone-else", namespace)
+    assert not can_i(testbed, sa, "create", "leases.coordination.k8s.io", "default")
+    assert not can_i(testbed, sa, "get", "secrets", namespace)
+    assert not can_i(testbed, sa, "delete", "durabletopics.durabletopic.dev", "default")
+    assert not can_i(testbed, sa, "create", "durabletopics.durabletopic.dev", "default")
 
-        # The installed admission policy holds the floors of the values (bound to this namespace).
-        manifest = durable_topic(namespace, "weak", replicationFactor=3, minInSyncReplicas=2)
-        assert wait_for_rejection(testbed, manifest) is None, "RF 3 is accepted at the default floor"
-        # Internal topics are refused, none excepted by default.
-        internal = durable_topic(namespace, "offsets", topicName="connect-offsets", replicationFactor=4)
-        rejected = wait_for_rejection(testbed, internal, expect=True)
-        assert rejected is not None and "(connect-offsets) is an internal or system topic" in rejected
+    # The installed admission policy holds the floors of the values (bound to this namespace).
+    manifest = durable_topic(namespace, "weak", replicationFactor=3, minInSyncReplicas=2)
+    assert wait_for_rejection(testbed, manifest) is None, "RF 3 is accepted at the default floor"
+    # Internal topics are refused, none excepted by default.
+    internal = durable_topic(namespace, "offsets", topicName="connect-offsets", replicationFactor=4)
+    rejected = wait_for_rejection(testbed, internal, expect=True)
+    assert rejected is not None and "(connect-offsets) is an internal or system topic" in rejected
 
-        run(
-            [
-                *base,
-                "upgrade",
-                release,
-                CHART,
-                "--reuse-values",
-                "--set",
-                "minReplicationFactor=4,internalTopicExceptions={connect-offsets}",
-            ]
+    run(
+        [
+            *helm_release.helm,
+            "upgrade",
+            helm_release.name,
+            CHART,
+            "--reuse-values",
+            "--set",
+            "minReplicationFactor=4,internalTopicExceptions={connect-offsets}",
+        ]
+    )
+    env = deployment_env(testbed, namespace, fullname)
+    assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "4"
+    assert env["DURABLETOPIC_MIN_INSYNC_REPLICAS"] == "2"
+    assert env["DURABLETOPIC_INTERNAL_TOPIC_EXCEPTIONS"] == "connect-offsets"
+    rejected = wait_for_rejection(testbed, manifest, expect=True)
+    assert rejected is not None and "spec.replicationFactor (3) is below the floor of 4" in rejected
+    # The exception reached the admission policy: that topic is admitted, the others still are not.
+    assert wait_for_admission(testbed, internal), "connect-offsets is still refused"
+    other = durable_topic(namespace, "status", topicName="connect-status", replicationFactor=4)
+    rejected = wait_for_rejection(testbed, other)
+    assert rejected is not None and "(connect-status) is an internal or system topic" in rejected
+
+    helm_release.uninstall()
+    gone = testbed.kubectl("get", "deployment", fullname, "-n", namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    for kind in ("clusterrole", "clusterrolebinding", "validatingadmissionpolicy"):
+        left = testbed.kubectl(
+            "get", kind, "-l", f"app.kubernetes.io/instance={helm_release.name}", "-o", "name"
         )
-        env = deployment_env(testbed, namespace, fullname)
-        assert env["DURABLETOPIC_MIN_REPLICATION_FACTOR"] == "4"
-        assert env["DURABLETOPIC_MIN_INSYNC_REPLICAS"] == "2"
-        assert env["DURABLETOPIC_INTERNAL_TOPIC_EXCEPTIONS"] == "connect-offsets"
-        rejected = wait_for_rejection(testbed, manifest, expect=True)
-        assert rejected is not None and "spec.replicationFactor (3) is below the floor of 4" in rejected
-        # The exception reached the admission policy: that topic is admitted, the others still are not.
-        assert wait_for_admission(testbed, internal), "connect-offsets is still refused"
-        other = durable_topic(namespace, "status", topicName="connect-status", replicationFactor=4)
-        rejected = wait_for_rejection(testbed, other)
-        assert rejected is not None and "(connect-status) is an internal or system topic" in rejected
-
-        run([*base, "uninstall", release, "--wait", "--timeout", "60s"])
-        installed = False
-        gone = testbed.kubectl("get", "deployment", fullname, "-n", namespace, check=False)
-        assert gone.returncode != 0 and "NotFound" in gone.stderr
-        for kind in ("clusterrole", "clusterrolebinding", "validatingadmissionpolicy"):
-            left = testbed.kubectl("get", kind, "-l", f"app.kubernetes.io/instance={release}", "-o", "name")
-            assert left.stdout.strip() == "", left.stdout
-        print(f"install, upgrade, uninstall: {time.monotonic() - started:.1f} s")
-    finally:
-        if installed:
-            run([*base, "uninstall", release], check=False)
+        assert left.stdout.strip() == "", left.stdout
+    print(f"install, upgrade, uninstall: {time.monotonic() - started:.1f} s")
 
 
 def wait_for_rejection(testbed: Any, manifest: str, expect: bool = False, timeout: float = 30) -> str | None:

@@ -94,6 +94,11 @@ class Testbed(KafkaCluster):
         return self.layout.helm
 
     @property
+    def prometheus_operator_crds_dir(self) -> Path:
+        """The Prometheus Operator's CRDs (``install.sh prometheus-operator-crds``), one file each."""
+        return self.layout.prometheus_operator_crds
+
+    @property
     def audit_log(self) -> Path:
         return self.layout.audit_log
 

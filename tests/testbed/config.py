@@ -37,7 +37,7 @@ Environment variables (constructor arguments win over them):
 ``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
     one port each, overriding the base
 ``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
-``DURABLETOPIC_HELM_VERSION``
+``DURABLETOPIC_HELM_VERSION``, ``DURABLETOPIC_PROMETHEUS_OPERATOR_VERSION``
     the versions to take from the cache (defaults as in install.sh)
 ``DURABLETOPIC_TESTBED_JAVA``
     the java binary (default ``$JAVA_HOME/bin/java``, else ``java`` on PATH)
@@ -72,6 +72,9 @@ KAFKA_VERSION: Final = "4.3.1"
 K8S_VERSION: Final = "v1.37.2"
 ETCD_VERSION: Final = "v3.6.16"
 HELM_VERSION: Final = "v3.22.0"
+# The Prometheus Operator whose CRDs (ServiceMonitor, PrometheusRule) the chart's monitoring objects
+# are checked against; install.sh generates them from its API module.
+PROMETHEUS_OPERATOR_VERSION: Final = "v0.95.2"
 DEFAULT_JAVA_OPTS: Final = (
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
@@ -234,6 +237,7 @@ class Layout:
     kubernetes_home: Path
     etcd_home: Path
     helm_home: Path
+    prometheus_operator_crds: Path
     java: Path
     java_opts: tuple[str, ...]
     kafka_heap: str
@@ -254,6 +258,8 @@ class Layout:
             kubernetes_home=cache / f"kubernetes-{env.get('DURABLETOPIC_K8S_VERSION') or K8S_VERSION}",
             etcd_home=cache / f"etcd-{env.get('DURABLETOPIC_ETCD_VERSION') or ETCD_VERSION}",
             helm_home=cache / f"helm-{env.get('DURABLETOPIC_HELM_VERSION') or HELM_VERSION}",
+            prometheus_operator_crds=cache
+            / f"prometheus-operator-crds-{env.get('DURABLETOPIC_PROMETHEUS_OPERATOR_VERSION') or PROMETHEUS_OPERATOR_VERSION}",
             java=Path(
                 env.get(f"{ENV_PREFIX}JAVA")
                 or (Path(java_home) / "bin" / "java" if java_home else None)

@@ -9,6 +9,8 @@ kafka_version=${DURABLETOPIC_KAFKA_VERSION:-4.3.1}
 k8s_version=${DURABLETOPIC_K8S_VERSION:-v1.37.2}
 etcd_version=${DURABLETOPIC_ETCD_VERSION:-v3.6.16}
 helm_version=${DURABLETOPIC_HELM_VERSION:-v3.22.0}
+prometheus_operator_version=${DURABLETOPIC_PROMETHEUS_OPERATOR_VERSION:-v0.95.2}
+controller_gen_version=${DURABLETOPIC_CONTROLLER_GEN_VERSION:-v0.23.0}
 what=${1:-all}
 
 export GOPATH=${GOPATH:-$cache/go}
@@ -73,26 +75,57 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
     go get "go.etcd.io/etcd/server/v3@$etcd_version" >/dev/null 2>&1
-    go mod tidy >/dev/null 2>&1
+    go mod tidy
     go build -o "$dest/bin/etcd" .
   )
   touch "$dest/.complete"
 }
 
-install_helm() {
-  local dest=$cache/helm-$helm_version
+# go_install NAME PACKAGE VERSION: `go install` of one command into $cache/NAME-VERSION/bin.
+go_install() {
+  local dest=$cache/$1-$3
   if [ -f "$dest/.complete" ]; then return; fi
-  log "building helm $helm_version"
+  log "building $1 $3"
   mkdir -p "$dest/bin"
-  GOBIN=$dest/bin GOFLAGS= go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+  GOBIN=$dest/bin GOFLAGS= go install "$2@$3"
+  touch "$dest/.complete"
+}
+
+install_helm() { go_install helm helm.sh/helm/v3/cmd/helm "$helm_version"; }
+
+install_controller_gen() {
+  go_install controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$controller_gen_version"
+}
+
+# The Prometheus Operator's CRDs (monitoring.coreos.com/v1: ServiceMonitor, PrometheusRule and the
+# others of that API version), for the tests of the chart's monitoring objects. The Go module proxy
+# serves the operator's API module but not the repository that ships the YAML, so controller-gen
+# generates them from the module's Go types and their markers, as the operator's own build does.
+install_prometheus_operator_crds() {
+  local dest=$cache/prometheus-operator-crds-$prometheus_operator_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  install_controller_gen
+  log "generating the Prometheus Operator $prometheus_operator_version CRDs with controller-gen $controller_gen_version"
+  local api=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
+  local src=$cache/build/prometheus-operator-crds-$prometheus_operator_version
+  rm -rf "$src" "$dest" && mkdir -p "$src" "$dest"
+  (
+    cd "$src"
+    go mod init testbed.local/prometheus-operator-crds >/dev/null 2>&1
+    printf 'package crds\n\nimport _ "%s/v1"\n' "$api" > crds.go
+    go get "$api@$prometheus_operator_version"
+    go mod tidy
+    "$cache/controller-gen-$controller_gen_version/bin/controller-gen" crd paths="$api/v1" output:crd:dir="$dest"
+  )
   touch "$dest/.complete"
 }
 
 case $what in
-  all) install_kafka; install_etcd; install_kubernetes; install_helm ;;
+  all) install_kafka; install_etcd; install_kubernetes; install_helm; install_prometheus_operator_crds ;;
   kafka) install_kafka ;;
   etcd) install_etcd ;;
   kubernetes) install_kubernetes ;;
   helm) install_helm ;;
-  *) echo "usage: $0 [all|kafka|etcd|kubernetes|helm]" >&2; exit 2 ;;
+  prometheus-operator-crds) install_prometheus_operator_crds ;;
+  *) echo "usage: $0 [all|kafka|etcd|kubernetes|helm|prometheus-operator-crds]" >&2; exit 2 ;;
 esac
