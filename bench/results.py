@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.testbed import K8S_VERSION, KAFKA_VERSION
+from tests.testbed.config import kafka_threads
 
 from bench.stats import fmt_stats
 
@@ -67,6 +68,9 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "kafka": KAFKA_VERSION,
         "kubernetes": K8S_VERSION.removeprefix("v"),
+        "kafka_heap": os.environ.get("DURABLETOPIC_TESTBED_KAFKA_HEAP") or "384m",
+        # small: num.network.threads=2, num.io.threads=4; default: Kafka's own (3 and 8)
+        "kafka_threads": kafka_threads(os.environ),
         "loadavg": list(os.getloadavg()),
     }
 

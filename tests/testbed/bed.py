@@ -442,7 +442,16 @@ class Testbed(KafkaCluster):
         self.kafka_security.ensure()
         formats = self._start_storage_formats(
             state["cluster_id"],
-            {i: kafka_properties(i, ports, layout.data_dir, self.kafka_security) for i in NODE_IDS},
+            {
+                i: kafka_properties(
+                    i,
+                    ports,
+                    layout.data_dir,
+                    self.kafka_security,
+                    default_threads=layout.kafka_default_threads,
+                )
+                for i in NODE_IDS
+            },
             self.kafka_security.format_args(),
             heap="256m",
         )

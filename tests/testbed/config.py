@@ -45,6 +45,9 @@ Environment variables (constructor arguments win over them):
     JVM options of every Kafka process, replacing the defaults (serial GC, C1 only)
 ``DURABLETOPIC_TESTBED_KAFKA_HEAP``
     maximum heap of each Kafka node (default 384m)
+``DURABLETOPIC_TESTBED_KAFKA_THREADS``
+    ``small`` (default): brokers with ``num.network.threads=2`` and ``num.io.threads=4``, for a
+    2-core machine; ``default``: Kafka's own defaults (3 and 8), as most users' brokers run
 
 A test bed already running in the same state directory (live recorded pids, healthy endpoints) is
 reused, never started twice. Runtime data is wiped at ``down()`` and at every fresh ``up()``; the logs
@@ -241,6 +244,7 @@ class Layout:
     java: Path
     java_opts: tuple[str, ...]
     kafka_heap: str
+    kafka_default_threads: bool = False
 
     @classmethod
     def from_env(
@@ -268,6 +272,7 @@ class Layout:
             ),
             java_opts=tuple(opts.split()) if opts is not None else DEFAULT_JAVA_OPTS,
             kafka_heap=env.get(f"{ENV_PREFIX}KAFKA_HEAP") or "384m",
+            kafka_default_threads=kafka_threads(env) == "default",
         )
 
     @property
@@ -431,8 +436,18 @@ def kafka_name(node_id: int) -> str:
     return "kafka-controller" if node_id == 0 else f"broker-{node_id}"
 
 
-def kafka_properties(node_id: int, ports: Ports, data_dir: Path, security: KafkaSecurity) -> str:
-    """The properties file of Kafka node `node_id` (0: the KRaft controller, 1..3: the brokers)."""
+def kafka_threads(env: Mapping[str, str]) -> str:
+    value = env.get(f"{ENV_PREFIX}KAFKA_THREADS") or "small"
+    if value not in ("small", "default"):
+        raise ValueError(f"{ENV_PREFIX}KAFKA_THREADS must be small or default, not {value!r}")
+    return value
+
+
+def kafka_properties(
+    node_id: int, ports: Ports, data_dir: Path, security: KafkaSecurity, *, default_threads: bool = False
+) -> str:
+    """The properties file of Kafka node `node_id` (0: the KRaft controller, 1..3: the brokers); with
+    `default_threads`, the brokers keep Kafka's default network and I/O thread counts."""
     voters = f"0@127.0.0.1:{ports.kafka_controller}"
     protocols = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
     common = {
@@ -461,8 +476,7 @@ def kafka_properties(node_id: int, ports: Ports, data_dir: Path, security: Kafka
             "transaction.state.log.replication.factor": "3",
             "transaction.state.log.min.isr": "2",
             "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "4",
+            **({} if default_threads else {"num.network.threads": "2", "num.io.threads": "4"}),
             # Memory, not durability: the log cleaner allocates its 128 MB dedupe buffer on the heap,
             # and every dynamic log.cleaner.* change starts a new cleaner before the old buffer is
             # collected; with the default, the second such change kills a 384 MB broker (OOM).
