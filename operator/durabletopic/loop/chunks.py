@@ -35,6 +35,9 @@ CHUNK_TOPICS = 1200
 PREFETCH_SECONDS = 2.0
 # After a chunk read fails, the sweeps leave every object to its own read for this long.
 FAILED_READ_PAUSE_SECONDS = 30.0
+# An object with no full anchor (a new one, or every one after a start) gets one this long after its
+# last full read of its own, well before the interval between full reads is over.
+UNANCHORED_FULL_READ_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class Prefetched:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A settled object (see `Controller._settled`): its topic is read by key in its chunk."""
+    """An object whose generation is applied and whose topic is known: its topic is read by key in its
+    chunk (whether or not its configs were read in full lately: that is the full check's business)."""
 
     obj: DurableTopicObject
     keys: frozenset[str]  # the config keys its planner reads
@@ -176,16 +180,24 @@ class QuietCheck:
                 )
 
     def _full_check_due(self, chunks: list[list[Candidate]], now: float) -> list[Candidate] | None:
-        """The chunk whose configs were read in full longest ago, once that is most of the interval
-        between full reads: one chunk a sweep, so that the full reads of many chunks spread out."""
-        oldest: tuple[float, list[Candidate]] | None = None
+        """The chunk most overdue for a full check: one whose objects' configs were read in full most
+        of the interval between full reads ago, or an object with no full anchor a minute after its last
+        full read. One chunk a sweep, so that the full reads of many chunks spread out."""
+        due: tuple[float, list[Candidate]] | None = None
         for chunk in chunks:
-            at = min(self.complete_read_at.get(c.obj.ref, 0.0) for c in chunk)
-            if oldest is None or at < oldest[0]:
-                oldest = (at, chunk)
-        if oldest is None or now - oldest[0] < self.complete_every * 0.8:
-            return None
-        return oldest[1]
+            overdue = max(
+                now
+                - self.complete_read_at.get(c.obj.ref, 0.0)
+                - (
+                    self.complete_every * 0.8
+                    if c.obj.ref in self.full_anchors
+                    else UNANCHORED_FULL_READ_SECONDS
+                )
+                for c in chunk
+            )
+            if overdue >= 0 and (due is None or overdue > due[0]):
+                due = (overdue, chunk)
+        return None if due is None else due[1]
 
 
 def _keys(chunk: list[Candidate]) -> dict[str, frozenset[str] | None]:

@@ -354,10 +354,16 @@ class Controller:
         reader = self.link.reassigner
         if reader is None or self.link.kafka is None or self.link.problem is not None:
             return set()
-        now = time.monotonic()
         candidates = []
         for obj in self.store:
-            if not obj.paused and not obj.deleting and self.mine(obj) and self._settled(obj, now):
+            record = obj.record
+            if (
+                record.applied_generation == obj.generation
+                and record.topic_id is not None
+                and not obj.paused
+                and not obj.deleting
+                and self.mine(obj)
+            ):
                 quiet = self._quiet.get(obj.ref)
                 candidates.append(Candidate(obj, self._keys_of(obj), quiet is not None and quiet[0] is obj))
         if not candidates:

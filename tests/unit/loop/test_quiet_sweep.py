@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import ObjectRef
 from durabletopic.loop.controller import COMPLETE_CONFIGS_EVERY_SECONDS
@@ -93,8 +95,9 @@ async def test_every_config_is_compared_every_few_minutes_and_read_only_when_cha
     controller = harness.controller
 
     def age() -> None:
+        """Past the interval between full reads: the objects stay in their chunk all the same."""
         for ref in refs:
-            controller._complete_read_at[ref] -= COMPLETE_CONFIGS_EVERY_SECONDS * 0.85
+            controller._complete_read_at[ref] -= COMPLETE_CONFIGS_EVERY_SECONDS * 1.1
 
     age()
     await sweep(harness)  # no full read yet that their passes planned on: read in full
@@ -107,6 +110,7 @@ async def test_every_config_is_compared_every_few_minutes_and_read_only_when_cha
     await harness.controller.sweep_once()
     assert harness.reassigner.configs_digests == digests + 1
     assert controller.queue.keys() == [], "every config as before: nothing to read or plan"
+    assert all(controller._settled(controller.store.get(ref), time.monotonic()) for ref in refs)
     assert len(harness.reassigner.chunk_reads) == chunk_reads + 1, "only the sweep's own chunk read"
     harness.kafka.topics["orders-3"].overrides["segment.ms"] = "600000"  # set out of band
     age()
