@@ -673,8 +673,7 @@ class Controller:
             confirmed = await self._read_topics(
                 acted, [(o, s) for o, s in work if o.topic_name in acted], by_key=True
             )
-            for name, read_back in confirmed.observed.items():
-                after[name] = _keys_read_over(observed.get(name), read_back)
+            after.update(confirmed.observed)
 
         move_finished = False
         for obj, spec in work:
@@ -870,26 +869,6 @@ class Controller:
 
     def _count_resources(self) -> None:
         self.metrics.set_resources(self.store.counts())
-
-
-def _keys_read_over(before: ObservedTopic | None, after: ObservedTopic | None) -> ObservedTopic | None:
-    """A topic read back by key after the pass acted, over the pass's complete read of the same topic:
-    the keys read are the new read's, the others (which the operator does not change) the first's."""
-    if (
-        before is None
-        or after is None
-        or after.configs_complete
-        or not before.configs_complete
-        or before.topic_id != after.topic_id
-    ):
-        return after
-    read = after.effective.keys() | after.overrides.keys()
-    return dataclasses.replace(
-        after,
-        overrides={k: v for k, v in before.overrides.items() if k not in read} | after.overrides,
-        effective={k: v for k, v in before.effective.items() if k not in read} | after.effective,
-        configs_complete=True,
-    )
 
 
 def _breaks(violations: list[Violation]) -> str:
