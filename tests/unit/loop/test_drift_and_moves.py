@@ -161,14 +161,3 @@ async def test_an_object_looked_at_again_for_a_policy_or_a_claim_is_planned_in_f
     assert ref in harness.controller._quiet
     harness.controller.requeue([ref])  # e.g. a DurabilityPolicy changed
     assert ref not in harness.controller._quiet
-
-
-async def test_a_topic_read_back_by_key_keeps_the_overrides_its_complete_read_found(harness: Harness) -> None:
-    harness.kafka.add_topic(
-        "orders", partitions=2, overrides={MIN_INSYNC_REPLICAS: "1", "segment.ms": "600000"}
-    )
-    ref = harness.apply("orders", {"partitions": 2})
-    await harness.settle()
-    assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "2"
-    assert harness.reassigner.config_reads == [("orders",)], "read back by key after the alter"
-    assert harness.status(ref)["unmanagedConfigs"] == ["segment.ms"]
