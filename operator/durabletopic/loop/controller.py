@@ -370,16 +370,16 @@ class Controller:
             return set()
         return await self.quiet_check.check(reader, candidates)
 
-    async def _read_topics(self, names: list[str], work: Work, *, by_key: bool = False) -> TopicReads:
+    async def _read_topics(self, names: list[str], work: Work) -> TopicReads:
         """The pass's topics. Every config of a topic is read unless each object that names it is
-        settled (see `_settled`), or `by_key`: then only the keys the planner needs, through the second
-        client; if that read fails, in full."""
+        settled (see `_settled`): then only the keys the planner needs, through the second client; if
+        that read fails, in full."""
         reader = self.link.reassigner
         now = time.monotonic()
         keys: dict[str, frozenset[str]] = {}
         complete: set[str] = set(names) if reader is None else set()
         for obj, spec in work:
-            if by_key or self._settled(obj, now):
+            if self._settled(obj, now):
                 keys[obj.topic_name] = keys.get(obj.topic_name, frozenset()) | keys_to_read(spec, obj.record)
             else:
                 complete.add(obj.topic_name)
@@ -668,11 +668,7 @@ class Controller:
         acted = sorted({obj.topic_name for obj, _ in work if plans[obj.ref].actions})
         after = dict(observed)
         if acted:
-            # Read back by key: the planner's keys are all the final plan rests on (a topic just created
-            # has no override but those it was created with); every config is read at a later pass.
-            confirmed = await self._read_topics(
-                acted, [(o, s) for o, s in work if o.topic_name in acted], by_key=True
-            )
+            confirmed = await self.kafka.read_topics(acted)
             after.update(confirmed.observed)
 
         move_finished = False
