@@ -235,6 +235,16 @@ def after_pass(
     """
     topic, record = subject.topic, subject.record
     refused = error is not None and error.code != TOPIC_ALREADY_EXISTS
+    # The read said a topic this object already has was absent, and Kafka's controller says it exists: a
+    # broker whose metadata lags answered the read. Nothing was recreated and nothing was lost (unless
+    # the topic that exists is the one this operator has just created and not seen yet).
+    stale_absence = (
+        error is not None
+        and error.code == TOPIC_ALREADY_EXISTS
+        and record.topic_id is not None
+        and not subject.created_unseen
+        and any(isinstance(a, CreateTopic) for a in first.actions)
+    )
     created_here = subject.created_unseen or (
         not refused and error is None and any(isinstance(a, CreateTopic) for a in first.actions)
     )
@@ -270,6 +280,10 @@ def after_pass(
         )
 
     outcome = Outcome(conditions_for_plan(final, topic), observed, final, record=new_record)
+    if stale_absence:
+        outcome.defer_write = subject.attempts < DEFERRED_WRITES
+        outcome.backoff = True
+        return outcome
     if final.actions or final.waiting or error is not None:
         created_unseen = observed is None and any(isinstance(a, CreateTopic) for a in first.actions)
         outcome.defer_write = created_unseen and subject.attempts < DEFERRED_WRITES

@@ -161,3 +161,19 @@ async def test_an_object_looked_at_again_for_a_policy_or_a_claim_is_planned_in_f
     assert ref in harness.controller._quiet
     harness.controller.requeue([ref])  # e.g. a DurabilityPolicy changed
     assert ref not in harness.controller._quiet
+
+
+async def test_a_managed_topic_a_lagging_broker_says_is_absent_is_not_reported_lost(harness: Harness) -> None:
+    """A broker whose metadata lags says the topic does not exist; CreateTopics answers that it does:
+    the view was stale, nothing was recreated and no data was lost, so nothing says so."""
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    topic_id = harness.kafka.topics["orders"].topic_id
+    harness.kafka._hidden["orders"] = 1  # the next read only
+    harness.controller.queue.add(ref)
+    await harness.settle()
+    assert harness.kafka.topics["orders"].topic_id == topic_id
+    assert not [e for e in harness.kube.events if "recreated" in str(e)], "no claim that data was lost"
+    assert not harness.metrics.drift_counts
+    assert harness.ready(ref)
+    assert not harness.status(ref).get("drift")
