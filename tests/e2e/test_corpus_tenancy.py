@@ -130,7 +130,7 @@ def admission_policies(scope: corpus.RunScope) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def bed(testbed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    scope = corpus.RunScope(uuid.uuid4().hex[:8])
+    scope = corpus.RunScope(f"r{uuid.uuid4().hex[:8]}")
     probe = scope.namespace("probe")
     testbed.kubectl("wait", "--for=condition=Established", "--timeout=60s", POLICY_CRD)
     namespaces = namespace_objects(scope, probe)

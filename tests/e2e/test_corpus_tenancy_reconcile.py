@@ -32,7 +32,7 @@ RULE = re.compile(r"\(rule ([a-z-]+)\)")
 
 @pytest.fixture(scope="module")
 def scope(testbed: Any, crd_installed: None) -> Iterator[corpus.RunScope]:
-    scope = corpus.RunScope(uuid.uuid4().hex[:6])
+    scope = corpus.RunScope(f"r{uuid.uuid4().hex[:6]}")
     namespaces = [scope.namespace(name) for name in CORPUS.namespaces]
     for logical, labels in CORPUS.namespaces.items():
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": scope.namespace(logical)}}

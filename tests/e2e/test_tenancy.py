@@ -82,7 +82,7 @@ def stalled_message(kube: Kube, namespace: str, name: str, rule: str, timeout: f
 @pytest.fixture(scope="module")
 def admission(testbed: Any, crd_installed: None) -> Iterator[str]:
     """The generated admission policies, under names of this run, bound to namespaces labelled for it."""
-    run = uuid.uuid4().hex[:6]
+    run = f"r{uuid.uuid4().hex[:6]}"  # a letter first: YAML reads 123456 or 12e456 as a number
     documents = [d for d in yaml.safe_load_all(ADMISSION_FILE.read_text()) if d]
     for document in documents:
         document["metadata"] = {"name": f"{document['metadata']['name']}-{run}"}
