@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 # About this many topics per request: 10,000 topics are 9 chunks, 18 requests per sweep.
 CHUNK_TOPICS = 1200
-# A prefetched read is used by a pass that starts within this long of it, else read again.
-PREFETCH_SECONDS = 2.0
+# A prefetched read is used by a pass that starts within this long of it, else read again. Each chunk's
+# objects are queued as soon as it is read, so their passes start while the next chunks are read.
+PREFETCH_SECONDS = 5.0
 # After a chunk read fails, the sweeps leave every object to its own read for this long.
 FAILED_READ_PAUSE_SECONDS = 30.0
 # An object with no full anchor (a new one, or every one after a start) gets one this long after its
@@ -106,20 +107,27 @@ class QuietCheck:
             return None
         return found
 
-    async def check(self, reader: ReassignPort, candidates: list[Candidate]) -> set[ObjectRef]:
+    async def check(
+        self,
+        reader: ReassignPort,
+        candidates: list[Candidate],
+        due: Callable[[Iterable[ObjectRef]], None],
+    ) -> set[ObjectRef]:
         """Reads every chunk; returns the objects that need no pass. The others of a chunk that was read
-        have their read prefetched."""
+        have their read prefetched and are handed to `due` at once."""
         now = time.monotonic()
         if now < self.paused_until:
             return set()
         chunks = chunk_of(candidates)
-        due = self._full_check_due(chunks, now)
+        full_check = self._full_check_due(chunks, now)
         quiet: set[ObjectRef] = set()
         for chunk in chunks:
             try:
-                quiet |= await self._check_chunk(reader, chunk, now)
-                if chunk is due:
-                    quiet -= await self._check_complete(reader, chunk, now)
+                chunk_quiet = await self._check_chunk(reader, chunk)
+                if chunk is full_check:
+                    chunk_quiet -= await self._check_complete(reader, chunk, now)
+                quiet |= chunk_quiet
+                due(c.obj.ref for c in chunk if c.obj.ref not in chunk_quiet)
             except KafkaUnavailable as error:
                 # Kafka is failing (a broker down, say): the objects of the chunks not read yet are not
                 # held up by more reads that would wait out the same failure.
@@ -135,13 +143,13 @@ class QuietCheck:
                 break
         return quiet
 
-    async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate], now: float) -> set[ObjectRef]:
+    async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate]) -> set[ObjectRef]:
         read = await reader.read_chunk(_keys(chunk))
         quiet = {c.obj.ref for c in chunk if c.quiet and self.anchors.get(c.obj.ref) == read.digest}
         # Decoded only for a quiet object not anchored to it (the chunk changed, or its last view came
         # from a read of its own); then every object of the chunk due anyway takes it as its read.
         if any(c.quiet and c.obj.ref not in quiet for c in chunk):
-            self._prefetch((c for c in chunk if c.obj.ref not in quiet), read, now)
+            self._prefetch((c for c in chunk if c.obj.ref not in quiet), read)
         return quiet
 
     async def _check_complete(
@@ -160,11 +168,12 @@ class QuietCheck:
         if stale:
             # The same configs request as the digest's: the full anchors it gives compare with the next one.
             read = await reader.read_chunk(dict.fromkeys(names))
-            self._prefetch(stale, read, now)
+            self._prefetch(stale, read)
         return {c.obj.ref for c in stale}
 
-    def _prefetch(self, candidates: Iterable[Candidate], read: ChunkRead, now: float) -> None:
+    def _prefetch(self, candidates: Iterable[Candidate], read: ChunkRead) -> None:
         reads, cluster = read.decode()
+        now = time.monotonic()
         for candidate in candidates:
             name = candidate.obj.topic_name
             if name in reads.observed:

@@ -306,6 +306,10 @@ class Controller:
             except TimeoutError:
                 log.warning("sweep not finished within %.0f s", self.sweep_interval * 3)
 
+    def _sweep_due(self, refs: Iterable[ObjectRef]) -> None:
+        for ref in refs:
+            self.queue.add(ref)
+
     async def sweep_once(self) -> None:
         quiet = await self._check_quiet()
         for obj in self.store:
@@ -368,7 +372,7 @@ class Controller:
                 candidates.append(Candidate(obj, self._keys_of(obj), quiet is not None and quiet[0] is obj))
         if not candidates:
             return set()
-        return await self.quiet_check.check(reader, candidates)
+        return await self.quiet_check.check(reader, candidates, self._sweep_due)
 
     async def _read_topics(self, names: list[str], work: Work) -> TopicReads:
         """The pass's topics. Every config of a topic is read unless each object that names it is
@@ -812,7 +816,7 @@ class Controller:
             quiet is not None
             and quiet[0] is obj
             and observed is not None
-            and quiet[1] == observed
+            and (quiet[1] == observed or _says_the_same_by_key(quiet[1], observed))
             and quiet[2] == self._pass_context
             and obj.ref not in self._created_unseen
         )
@@ -865,6 +869,20 @@ class Controller:
 
     def _count_resources(self) -> None:
         self.metrics.set_resources(self.store.counts())
+
+
+def _says_the_same_by_key(complete: ObservedTopic, by_key: ObservedTopic) -> bool:
+    """A read of the planner's keys that says what a complete read of the same topic said of each key
+    it read: every decision rests on those keys (`keys_to_read`), so the planner concludes the same."""
+    if not complete.configs_complete or by_key.configs_complete:
+        return False
+    if complete.topic_id != by_key.topic_id or complete.partitions != by_key.partitions:
+        return False
+    return all(
+        complete.effective.get(key) == by_key.effective.get(key)
+        and complete.overrides.get(key) == by_key.overrides.get(key)
+        for key in by_key.effective.keys() | by_key.overrides.keys()
+    )
 
 
 def _breaks(violations: list[Violation]) -> str:
