@@ -167,8 +167,17 @@ class Store:
         return self._objects.get(obj.ref) is obj
 
     def upsert(self, obj: DurableTopicObject) -> bool:
-        """Stores `obj`; True when the controller should reconcile it."""
+        """Stores `obj`; True when the controller should reconcile it. A copy of the same resource version
+        as the one held (a listing, a watch that lists again) is the same object: the one held stays,
+        so that what was concluded about it still holds."""
         previous = self._objects.get(obj.ref)
+        if (
+            previous is not None
+            and obj.resource_version
+            and previous.resource_version == obj.resource_version
+            and previous.cluster == obj.cluster
+        ):
+            return False
         if previous is not None and previous.key != obj.key:
             self._unclaim(previous)
         self._objects[obj.ref] = obj

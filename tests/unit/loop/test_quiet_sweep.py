@@ -117,3 +117,11 @@ async def test_every_config_is_compared_every_few_minutes_and_read_only_when_cha
     await sweep(harness)
     assert "segment.ms" in str(harness.status(refs[3])), "the override set out of band is seen"
     assert "segment.ms" not in str(harness.status(refs[4]))
+
+
+async def test_a_listing_of_the_same_objects_leaves_them_quiet(harness: Harness) -> None:
+    refs = await anchored(harness, 5)
+    await harness.controller.resync()  # every object listed again, each at the resource version held
+    await harness.controller.sweep_once()
+    assert harness.controller.queue.keys() == [], "the same objects: still quiet, still anchored"
+    assert all(harness.ready(ref) for ref in refs)
