@@ -424,12 +424,18 @@ class Controller:
     def _prefetched_reads(
         self, work: Work, deleting: Work
     ) -> tuple[dict[str, ObservedTopic | None], ClusterInfo | None]:
-        """The topics the sweep has just read for this pass (see `chunks`): not for a topic that an
-        object being deleted names, nor one that another object of the pass has no such read of."""
+        """The topics the sweep has just read for this pass (see `chunks`), where they say that nothing the
+        planner rests on changed since the object's last pass: a prefetched read never leads to an
+        action. Not for a topic an object being deleted names, one that another object of the pass has
+        no such read of, or one the read shows changed: those are read afresh."""
         now = time.monotonic()
         self._pass_prefetched = {}
         found = {obj.ref: p for obj, _ in work if (p := self.quiet_check.take(obj, now)) is not None}
         afresh = {o.topic_name for o, _ in deleting} | {o.topic_name for o, _ in work if o.ref not in found}
+        for obj, _ in work:
+            prefetched = found.get(obj.ref)
+            if prefetched is not None and not self._as_last_seen(obj, prefetched):
+                afresh.add(obj.topic_name)
         given: dict[str, ObservedTopic | None] = {}
         cluster: ClusterInfo | None = None
         for obj, _ in work:
@@ -442,6 +448,20 @@ class Controller:
             if prefetched.complete:
                 self._complete_read_at[obj.ref] = prefetched.at
         return given, cluster
+
+    def _as_last_seen(self, obj: DurableTopicObject, prefetched: Prefetched) -> bool:
+        """The prefetched read says, of every key the planner reads, what the object's last pass saw,
+        in the same cluster under the same floors."""
+        quiet = self._quiet.get(obj.ref)
+        if quiet is None or quiet[0] is not obj or prefetched.observed is None:
+            return False
+        seen, now = quiet[1], prefetched.observed
+        same = seen == now or (
+            seen.configs_complete != now.configs_complete
+            and _says_the_same_by_key(*((seen, now) if seen.configs_complete else (now, seen)))
+        )
+        context = (dataclasses.replace(prefetched.cluster, controller_id=None), self.policy)
+        return same and quiet[2] == context and obj.ref not in self._created_unseen
 
     async def _with_eligible_leaders(self, reads: TopicReads) -> TopicReads:
         """The reads, with Kafka 4.x's eligible leader replicas where a partition is under min ISR or
