@@ -452,16 +452,8 @@ class Controller:
     def _as_last_seen(self, obj: DurableTopicObject, prefetched: Prefetched) -> bool:
         """The prefetched read says, of every key the planner reads, what the object's last pass saw,
         in the same cluster under the same floors."""
-        quiet = self._quiet.get(obj.ref)
-        if quiet is None or quiet[0] is not obj or prefetched.observed is None:
-            return False
-        seen, now = quiet[1], prefetched.observed
-        same = seen == now or (
-            seen.configs_complete != now.configs_complete
-            and _says_the_same_by_key(*((seen, now) if seen.configs_complete else (now, seen)))
-        )
         context = (dataclasses.replace(prefetched.cluster, controller_id=None), self.policy)
-        return same and quiet[2] == context and obj.ref not in self._created_unseen
+        return self._seen_before(obj, prefetched.observed, context, either_way=True)
 
     async def _with_eligible_leaders(self, reads: TopicReads) -> TopicReads:
         """The reads, with Kafka 4.x's eligible leader replicas where a partition is under min ISR or
@@ -831,15 +823,25 @@ class Controller:
 
     def _unchanged(self, obj: DurableTopicObject, observed: ObservedTopic | None) -> bool:
         """The object's last pass changed nothing, and nothing it rests on has changed since."""
+        return self._seen_before(obj, observed, self._pass_context, either_way=False)
+
+    def _seen_before(
+        self, obj: DurableTopicObject, observed: ObservedTopic | None, context: object, *, either_way: bool
+    ) -> bool:
+        """This copy of the object is quiet, and `observed` says of every key the planner reads what its last
+        pass saw, in the same cluster under the same floors. A read by key stands for an earlier complete
+        read; with `either_way`, a complete read for an earlier read by key too (its other keys may still
+        change what is reported, so such a read is planned, but it leads to no action)."""
         quiet = self._quiet.get(obj.ref)
-        return (
-            quiet is not None
-            and quiet[0] is obj
-            and observed is not None
-            and (quiet[1] == observed or _says_the_same_by_key(quiet[1], observed))
-            and quiet[2] == self._pass_context
-            and obj.ref not in self._created_unseen
+        if quiet is None or quiet[0] is not obj or observed is None or obj.ref in self._created_unseen:
+            return False
+        seen = quiet[1]
+        same = (
+            seen == observed
+            or _says_the_same_by_key(seen, observed)
+            or (either_way and _says_the_same_by_key(observed, seen))
         )
+        return same and quiet[2] == context
 
     def _remember_quiet(self, obj: DurableTopicObject, result: Outcome, unwritten: bool) -> None:
         quiet = (

@@ -177,3 +177,19 @@ async def test_a_managed_topic_a_lagging_broker_says_is_absent_is_not_reported_l
     assert not harness.metrics.drift_counts
     assert harness.ready(ref)
     assert not harness.status(ref).get("drift")
+
+
+async def test_a_topic_someone_else_recreated_behind_a_lagging_read_is_not_taken(harness: Harness) -> None:
+    """The read says the topic is absent, CreateTopics says it exists: someone else recreated it. The pass
+    takes nothing; the next one finds another topic id and refuses it."""
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    del harness.kafka.topics["orders"]
+    theirs = harness.kafka.add_topic("orders", partitions=2, overrides={MIN_INSYNC_REPLICAS: "1"})
+    harness.kafka._hidden["orders"] = 1
+    harness.controller.queue.add(ref)
+    await harness.settle()
+    assert harness.kafka.topics["orders"].topic_id == theirs
+    assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "1", "not changed"
+    assert harness.kube.condition(ref, "Ready") == ("False", "TopicReplaced")
+    assert not [e for e in harness.kube.events if "recreated" in str(e)]
