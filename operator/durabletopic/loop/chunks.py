@@ -113,21 +113,23 @@ class QuietCheck:
         candidates: list[Candidate],
         due: Callable[[Iterable[ObjectRef]], None],
     ) -> set[ObjectRef]:
-        """Reads every chunk; returns the objects that need no pass. The others of a chunk that was read
-        have their read prefetched and are handed to `due` at once."""
+        """Reads every chunk; returns the objects it has seen to: those of every chunk read. The quiet
+        ones need no pass; the others have their read prefetched and are handed to `due` at once. Their
+        passes may well be over before the last chunk is read: they are not due again this sweep, or a
+        second pass, on a read of its own, would undo what the first concluded."""
         now = time.monotonic()
         if now < self.paused_until:
             return set()
         chunks = chunk_of(candidates)
         full_check = self._full_check_due(chunks, now)
-        quiet: set[ObjectRef] = set()
+        seen_to: set[ObjectRef] = set()
         for chunk in chunks:
             try:
                 chunk_quiet = await self._check_chunk(reader, chunk)
                 if chunk is full_check:
                     chunk_quiet -= await self._check_complete(reader, chunk, now)
-                quiet |= chunk_quiet
                 due(c.obj.ref for c in chunk if c.obj.ref not in chunk_quiet)
+                seen_to.update(c.obj.ref for c in chunk)
             except KafkaUnavailable as error:
                 # Kafka is failing (a broker down, say): the objects of the chunks not read yet are not
                 # held up by more reads that would wait out the same failure.
@@ -141,7 +143,7 @@ class QuietCheck:
                 for candidate in chunk:
                     self.prefetched.pop(candidate.obj.ref, None)
                 break
-        return quiet
+        return seen_to
 
     async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate]) -> set[ObjectRef]:
         read = await reader.read_chunk(_keys(chunk))

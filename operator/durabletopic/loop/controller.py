@@ -311,9 +311,9 @@ class Controller:
             self.queue.add(ref)
 
     async def sweep_once(self) -> None:
-        quiet = await self._check_quiet()
+        seen_to = await self._check_quiet()
         for obj in self.store:
-            if not obj.paused and self.mine(obj) and obj.ref not in quiet:
+            if not obj.paused and self.mine(obj) and obj.ref not in seen_to:
                 self.queue.add(obj.ref)
 
     async def resync_periodically(self) -> None:
@@ -354,7 +354,8 @@ class Controller:
         return kept[1]
 
     async def _check_quiet(self) -> set[ObjectRef]:
-        """The quiet objects whose topics are exactly as their last pass saw them (see `chunks`)."""
+        """The objects the chunk reads have seen to: the quiet ones whose topics are exactly as their
+        last pass saw them, and the others of each chunk read, already due with that read (see `chunks`)."""
         reader = self.link.reassigner
         if reader is None or self.link.kafka is None or self.link.problem is not None:
             return set()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
+
+import pytest
 
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import ObjectRef
+from durabletopic.loop import chunks
 from durabletopic.loop.controller import COMPLETE_CONFIGS_EVERY_SECONDS
+from durabletopic.loop.ports import ChunkRead
 from tests.unit.loop.conftest import Harness
 
 
@@ -129,4 +134,26 @@ async def test_a_listing_of_the_same_objects_leaves_them_quiet(harness: Harness)
     await harness.controller.resync()  # every object listed again, each at the resource version held
     await harness.controller.sweep_once()
     assert harness.controller.queue.keys() == [], "the same objects: still quiet, still anchored"
+    assert all(harness.ready(ref) for ref in refs)
+
+
+async def test_objects_whose_pass_ends_before_the_last_chunk_is_read_stay_anchored(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With many chunks, the passes over the first chunks' objects run while the later chunks are read:
+    the sweep does not queue those objects again, for a pass of their own that would drop the anchor."""
+    monkeypatch.setattr(chunks, "CHUNK_TOPICS", 10)
+    read_chunk = harness.reassigner.read_chunk
+
+    async def read_while_passes_run(keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
+        await harness.step()  # the objects earlier chunks handed over are reconciled meanwhile
+        return await read_chunk(keys)
+
+    monkeypatch.setattr(harness.reassigner, "read_chunk", read_while_passes_run)
+    refs = await anchored(harness, 30)
+    assert len({chunk for chunk in harness.reassigner.chunk_reads[-3:]}) == 3, "three chunks"
+    calls = len(harness.kafka.calls)
+    await sweep(harness)
+    assert harness.controller.queue.keys() == []
+    assert len(harness.kafka.calls) == calls, "every object skipped: no read of its own"
     assert all(harness.ready(ref) for ref in refs)
