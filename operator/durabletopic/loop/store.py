@@ -46,6 +46,9 @@ class DurableTopicObject:
     status: dict[str, Any] = field(default_factory=dict)
     cluster: str = SETTINGS_CLUSTER  # spec.clusterRef.name, or the default cluster
     _spec: DurableTopicSpec | None = field(default=None, repr=False, compare=False)
+    # The record read from `status`, with the status dict it was read from (set_status replaces it).
+    _record: tuple[dict[str, Any], Recorded] | None = field(default=None, repr=False, compare=False)
+    _topic_name: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_body(
@@ -87,7 +90,9 @@ class DurableTopicObject:
 
     @property
     def record(self) -> Recorded:
-        return recorded(self.status)
+        if self._record is None or self._record[0] is not self.status:
+            self._record = (self.status, recorded(self.status))
+        return self._record[1]
 
     def control(self) -> tuple[str, ...]:
         return tuple(self.annotations.get(key, "") for key in CONTROL_ANNOTATIONS)
@@ -108,8 +113,10 @@ class DurableTopicObject:
 
     @property
     def topic_name(self) -> str:
-        name = self.spec_raw.get("topicName")
-        return name if isinstance(name, str) and name else self.ref.name
+        if self._topic_name is None:
+            name = self.spec_raw.get("topicName")
+            self._topic_name = name if isinstance(name, str) and name else self.ref.name
+        return self._topic_name
 
     @property
     def key(self) -> TopicKey:
