@@ -82,6 +82,13 @@ class QuietCheck:
         self.full_anchors: dict[ObjectRef, bytes] = {}
         self.prefetched: dict[ObjectRef, Prefetched] = {}
         self.paused_until = 0.0
+        # The chunks of the last list of candidates checked, each with the keys read of its topics.
+        self._chunked: tuple[
+            list[Candidate], list[tuple[list[Candidate], dict[str, frozenset[str] | None]]]
+        ] = (
+            [],
+            [],
+        )
 
     def forget(self, ref: ObjectRef) -> None:
         self.anchors.pop(ref, None)
@@ -120,12 +127,14 @@ class QuietCheck:
         now = time.monotonic()
         if now < self.paused_until:
             return set()
-        chunks = chunk_of(candidates)
-        full_check = self._full_check_due(chunks, now)
+        if self._chunked[0] is not candidates:
+            self._chunked = (candidates, [(chunk, _keys(chunk)) for chunk in chunk_of(candidates)])
+        chunks = self._chunked[1]
+        full_check = self._full_check_due([chunk for chunk, _ in chunks], now)
         seen_to: set[ObjectRef] = set()
-        for chunk in chunks:
+        for chunk, keys in chunks:
             try:
-                chunk_quiet = await self._check_chunk(reader, chunk)
+                chunk_quiet = await self._check_chunk(reader, chunk, keys)
                 if chunk is full_check:
                     chunk_quiet -= await self._check_complete(reader, chunk, now)
                 due(c.obj.ref for c in chunk if c.obj.ref not in chunk_quiet)
@@ -145,8 +154,10 @@ class QuietCheck:
                 break
         return seen_to
 
-    async def _check_chunk(self, reader: ReassignPort, chunk: list[Candidate]) -> set[ObjectRef]:
-        read = await reader.read_chunk(_keys(chunk))
+    async def _check_chunk(
+        self, reader: ReassignPort, chunk: list[Candidate], keys: dict[str, frozenset[str] | None]
+    ) -> set[ObjectRef]:
+        read = await reader.read_chunk(keys)
         quiet = {c.obj.ref for c in chunk if c.quiet and self.anchors.get(c.obj.ref) == read.digest}
         # Decoded only for a quiet object not anchored to it (the chunk changed, or its last view came
         # from a read of its own); then every object of the chunk due anyway takes it as its read.

@@ -126,6 +126,9 @@ class Controller:
         # Objects whose last pass changed nothing, with what that pass saw: the same copy of the object,
         # the same read of its topic and the same cluster and floors conclude the same again.
         self._quiet: dict[ObjectRef, tuple[DurableTopicObject, ObservedTopic, object]] = {}
+        self._quiet_version = 0  # bumped by every change of _quiet
+        # The sweep's candidates, for the store's version and _quiet's they were made at.
+        self._candidates: tuple[tuple[int, int], list[Candidate]] | None = None
         self._pass_context: object = None
         # The sweep reads quiet objects' topics a chunk at a time and passes over only what changed.
         self.quiet_check = QuietCheck(self._complete_read_at, COMPLETE_CONFIGS_EVERY_SECONDS)
@@ -205,6 +208,7 @@ class Controller:
         """The object in full at the next pass: something it may rest on changed (a policy, a namespace's
         labels, another object that names its topic), so it is not taken as unchanged."""
         self._quiet.pop(ref, None)
+        self._quiet_version += 1
         self.queue.add(ref)
 
     def _upsert(self, obj: DurableTopicObject) -> None:
@@ -226,6 +230,7 @@ class Controller:
         self.profiles.forget(ref)
         self._created_unseen.discard(ref)
         self._quiet.pop(ref, None)
+        self._quiet_version += 1
         self.quiet_check.forget(ref)
         self._read_keys.pop(ref, None)
         self._complete_read_at.pop(ref, None)
@@ -241,6 +246,7 @@ class Controller:
     def enqueue_all(self) -> None:
         """Every object looked at again in full (a new leader, new policies): nothing is taken as unchanged."""
         self._quiet.clear()
+        self._quiet_version += 1
         for obj in self.store:
             if self.mine(obj):
                 self.queue.add(obj.ref)
@@ -359,6 +365,17 @@ class Controller:
         reader = self.link.reassigner
         if reader is None or self.link.kafka is None or self.link.problem is not None:
             return set()
+        candidates = self._sweep_candidates()
+        if not candidates:
+            return set()
+        return await self.quiet_check.check(reader, candidates, self._sweep_due)
+
+    def _sweep_candidates(self) -> list[Candidate]:
+        """The objects whose generation is applied and whose topic is known; the same list while
+        neither the objects nor what their passes concluded changed (an idle sweep makes none)."""
+        version = (self.store.version, self._quiet_version)
+        if self._candidates is not None and self._candidates[0] == version:
+            return self._candidates[1]
         candidates = []
         for obj in self.store:
             record = obj.record
@@ -371,9 +388,8 @@ class Controller:
             ):
                 quiet = self._quiet.get(obj.ref)
                 candidates.append(Candidate(obj, self._keys_of(obj), quiet is not None and quiet[0] is obj))
-        if not candidates:
-            return set()
-        return await self.quiet_check.check(reader, candidates, self._sweep_due)
+        self._candidates = (version, candidates)
+        return candidates
 
     async def _read_topics(self, names: list[str], work: Work) -> TopicReads:
         """The pass's topics. Every config of a topic is read unless each object that names it is
@@ -858,6 +874,7 @@ class Controller:
             self._quiet[obj.ref] = (obj, result.observed, self._pass_context)
         else:
             self._quiet.pop(obj.ref, None)
+        self._quiet_version += 1
         self.quiet_check.planned(
             obj.ref,
             self._pass_prefetched.get(obj.ref),

@@ -159,6 +159,7 @@ class Store:
         self._counts: Counter[str] = Counter()
         self._touched: dict[ObjectRef, int] = {}
         self._changes = 0
+        self._version = 0  # bumped by every change of an object held, its status too
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -193,11 +194,13 @@ class Store:
         )
         self._count(obj)
         self._changes += 1
+        self._version += 1
         self._touched[obj.ref] = self._changes
         return obj.wants_reconcile_after(previous)
 
     def set_status(self, obj: DurableTopicObject, status: dict[str, Any]) -> None:
         obj.status = status
+        self._version += 1
         if self.holds(obj):
             self._count(obj)
 
@@ -208,7 +211,14 @@ class Store:
             self._counts.subtract(self._true.pop(ref, frozenset()))
             self._touched.pop(ref, None)
             self._changes += 1
+            self._version += 1
         return obj
+
+    @property
+    def version(self) -> int:
+        """Changes with every object stored, removed or given a status: what was derived from the objects
+        held at one version holds while it stays."""
+        return self._version
 
     def mark(self) -> int:
         """A point in the store's history, for `touched_since`."""
