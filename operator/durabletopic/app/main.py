@@ -151,12 +151,13 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
     )
     # Its own client: a lease renewal must never queue behind a burst of status writes.
     lease_api = KubeApi(load_configuration(kubeconfig), concurrency=2, on_request=metrics.record_api_request)
+    identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     elector = (
         LeaderElector(
             lease_api,
             namespace=settings.leader_election_namespace,
             name=LEASE_NAME,
-            identity=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+            identity=identity,
         )
         if settings.leader_election
         else None
@@ -171,6 +172,9 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=liveness,
+            # Without one, kopf names itself after the password database's user name, and a UID with no
+            # entry there (the image's, or one a platform picks at random) stops it at start.
+            identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
         )
     finally:
         leading.cancel()
