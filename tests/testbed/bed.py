@@ -29,6 +29,7 @@ from .config import (
     STOP_ORDER,
     KubectlError,
     Layout,
+    PodNetwork,
     PortBusyError,
     Ports,
     TestbedError,
@@ -160,6 +161,28 @@ class Testbed(KafkaCluster):
             "bootstrap.servers": self.bootstrap_servers_for(protocol),
             **self.kafka_security.client_properties(protocol, mechanism, password=password),
         }
+
+    @property
+    def pod_network(self) -> PodNetwork:
+        """The addresses of the bed as Pods on its node see them (:mod:`tests.testbed.node`)."""
+        return PodNetwork.for_ports(self.ports)
+
+    @property
+    def pod_bootstrap_servers(self) -> str:
+        """The brokers' POD listeners as a Pod on the bed's node reaches them (while the node runs)."""
+        ports = [self.ports.broker(i, "POD") for i in BROKER_IDS]
+        if not all(ports):
+            raise TestbedError(
+                f"the test bed in {self.state_dir} was started without POD listeners "
+                f"(by an older tests/testbed); restart it: {self._down_hint()}"
+            )
+        return ",".join(f"{self.pod_network.gateway}:{port}" for port in ports)
+
+    @property
+    def pod_api_server(self) -> tuple[str, int]:
+        """Host and port of the API server for a Pod on the bed's node: the ``kubernetes`` Service's
+        ClusterIP, which the kubelet also puts into every container's KUBERNETES_SERVICE_HOST/PORT."""
+        return self.pod_network.service_ip, 443
 
     @property
     def api_url(self) -> str:
@@ -340,6 +363,14 @@ class Testbed(KafkaCluster):
         """
         return super().up(timeout)
 
+    def down(self, timeout: float = 60.0) -> bool:
+        """Stop the test bed (its node first, when one runs: :mod:`tests.testbed.node`)."""
+        from .node import Node
+
+        if (self.state_dir / "node" / "state.json").exists():
+            Node(self).down(timeout)
+        return super().down(timeout)
+
     # ------------------------------------------------------------------ internals: what the bed is
 
     def _down_hint(self) -> str:
@@ -374,7 +405,7 @@ class Testbed(KafkaCluster):
     def _listener_ports(self, node_id: int) -> dict[str, int]:
         ports = {
             protocol: self.ports.broker(node_id, protocol)
-            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL", "POD")
         }
         return {protocol: port for protocol, port in ports.items() if port}
 
