@@ -193,14 +193,38 @@ class Node(Supervisor):
         cmd = [str(self.programs.crictl), "--runtime-endpoint", endpoint, "--image-endpoint", endpoint, *args]
         return _run(cmd, check=check, timeout=timeout)
 
-    def pod_sandbox_pid(self, namespace: str, pod: str) -> int:
-        """The pid of the sandbox (pause) process of a running Pod: ``/proc/PID/ns/net`` is its network."""
+    def pod_sandbox_id(self, namespace: str, pod: str) -> str:
         ids = self.crictl("pods", "--namespace", namespace, "--name", f"^{pod}$", "--state", "ready", "-q")
         sandbox = ids.stdout.split()
         if len(sandbox) != 1:
             raise TestbedError(f"expected one ready sandbox of Pod {namespace}/{pod}, found {sandbox}")
-        info = json.loads(self.crictl("inspectp", "-o", "json", sandbox[0]).stdout)
+        return sandbox[0]
+
+    def pod_sandbox_pid(self, namespace: str, pod: str) -> int:
+        """The pid of the sandbox (pause) process of a running Pod: ``/proc/PID/ns/net`` is its network."""
+        info = json.loads(self.crictl("inspectp", "-o", "json", self.pod_sandbox_id(namespace, pod)).stdout)
         return int(info["info"]["pid"])
+
+    def container_pid(self, namespace: str, pod: str, container: str) -> int:
+        """The pid of a running container of a Pod: ``/proc/PID/environ`` is its environment and
+        ``/proc/PID/root`` its file system, mounted volumes included."""
+        sandbox = self.pod_sandbox_id(namespace, pod)
+        ids = self.crictl(
+            "ps", "--pod", sandbox, "--name", f"^{container}$", "--state", "running", "-q"
+        ).stdout
+        if len(ids.split()) != 1:
+            raise TestbedError(
+                f"expected one running container {container} in {namespace}/{pod}: {ids.split()}"
+            )
+        info = json.loads(self.crictl("inspect", "-o", "json", ids.split()[0]).stdout)
+        return int(info["info"]["pid"])
+
+    def run_in_pod_network(
+        self, namespace: str, pod: str, argv: list[str], timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` (a program of this machine) in the network namespace of a running Pod."""
+        pid = self.pod_sandbox_pid(namespace, pod)
+        return _run(["nsenter", f"--net=/proc/{pid}/ns/net", *argv], check=False, timeout=timeout)
 
     def node_ready(self) -> bool:
         result = self.bed.kubectl(
@@ -480,6 +504,10 @@ class Node(Supervisor):
         if CNI_CACHE.is_dir():
             for cached in CNI_CACHE.glob(f"{self._cni_network_name()}-*"):
                 cached.unlink(missing_ok=True)
+            # containerd gives every sandbox a loopback of its own, cached by sandbox id.
+            sandboxes = self.data_dir / "containerd" / "root" / "io.containerd.grpc.v1.cri" / "sandboxes"
+            for sandbox in sandboxes.glob("*") if sandboxes.is_dir() else ():
+                (CNI_CACHE / f"cni-loopback-{sandbox.name}-lo").unlink(missing_ok=True)
 
     def _delete_node_object(self) -> None:
         if self.bed.is_running():
