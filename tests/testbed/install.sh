@@ -109,7 +109,9 @@ install_node() {
   for pkg in containerd runc containernetworking-plugins; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
+    log "not installing ${missing[*]} (root only); the node cannot run without them"
+  elif [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from Debian"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   fi
