@@ -123,6 +123,8 @@ def test_two_replicas_with_the_same_port_run_on_the_pod_network(node: Node, name
     assert all(ipaddress.ip_address(a) in subnet and a != node.network.gateway for a in addresses)
     assert {pod["spec"]["nodeName"] for pod in pods} == {NODE_NAME}
     assert not any(pod["spec"].get("hostNetwork") for pod in pods)
+    # The API server reaches the kubelet (logs, exec) at the node's address.
+    node.bed.kubectl("logs", "-n", namespace, pods[0]["metadata"]["name"])
 
 
 _KAFKA_PROBE = """

@@ -450,6 +450,8 @@ class Layout:
             f"--secure-port={ports.apiserver}",
             "--advertise-address=127.0.0.1",
             "--endpoint-reconciler-type=none",
+            # The node (tests/testbed/node.py) is reached at its IP, its name resolving nowhere.
+            "--kubelet-preferred-address-types=InternalIP",
             f"--cert-dir={self.certs_dir}",
             f"--service-cluster-ip-range={PodNetwork.for_ports(ports).service_cidr}",
             "--authorization-mode=RBAC",
