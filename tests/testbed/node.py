@@ -18,8 +18,9 @@ of the pod network (IP forwarding stays off).
 What the node touches outside its directory (``STATE_DIR/node``), and undoes at ``down()``: the bridge,
 the cgroups under ``/<cgroupRoot>`` (``dtnodeK``) of every cgroup v1 hierarchy, the sysctls the kubelet
 sets (recorded at start, restored at stop), ``/var/log/containers`` links to its Pods' logs, CNI result
-caches of its network in ``/var/lib/cni``, and shim sockets in ``/run/containerd/s``. A node left by a
-crashed run is cleaned up at the next ``up()``.
+caches of its network in ``/var/lib/cni``, shim sockets in ``/run/containerd/s``, the kubelet's
+``/var/lib/kubelet/device-plugins/kubelet.sock`` (a fixed path: one node per machine), and those
+directories when it made them. A node left by a crashed run is cleaned up at the next ``up()``.
 """
 
 from __future__ import annotations
@@ -67,9 +68,19 @@ CGROUP_FS: Final = Path("/sys/fs/cgroup")
 SHIM_SOCKETS: Final = Path("/run/containerd/s")
 CONTAINER_LOG_LINKS: Final = Path("/var/log/containers")
 CNI_CACHE: Final = Path("/var/lib/cni/results")
+# The kubelet's device plugin socket is here whatever its root directory: one node per machine.
+DEVICE_PLUGINS: Final = Path("/var/lib/kubelet/device-plugins")
 # Directories outside the node's own that containerd, the CNI plugins and the kubelet create: removed
 # at stop (when empty) unless they were there before the node started.
-MACHINE_DIRS: Final = (SHIM_SOCKETS, SHIM_SOCKETS.parent, CONTAINER_LOG_LINKS, CNI_CACHE, CNI_CACHE.parent)
+MACHINE_DIRS: Final = (
+    SHIM_SOCKETS,
+    SHIM_SOCKETS.parent,
+    CONTAINER_LOG_LINKS,
+    CNI_CACHE,
+    CNI_CACHE.parent,
+    DEVICE_PLUGINS,
+    DEVICE_PLUGINS.parent,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -459,7 +470,10 @@ class Node(Supervisor):
             if value is not None and _read_sysctl(key) != value:
                 _write_sysctl(key, value)
         self._remove_links_and_caches()
-        for made in state.get("machine_dirs_made") or ():
+        made_dirs = state.get("machine_dirs_made") or ()
+        if str(DEVICE_PLUGINS) in made_dirs:
+            (DEVICE_PLUGINS / "kubelet.sock").unlink(missing_ok=True)
+        for made in made_dirs:
             with contextlib.suppress(OSError):
                 Path(made).rmdir()  # only when empty: something else may have come to use it
 
