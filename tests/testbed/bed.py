@@ -363,14 +363,6 @@ class Testbed(KafkaCluster):
         """
         return super().up(timeout)
 
-    def down(self, timeout: float = 60.0) -> bool:
-        """Stop the test bed (its node first, when one runs: :mod:`tests.testbed.node`)."""
-        from .node import Node
-
-        if (self.state_dir / "node" / "state.json").exists():
-            Node(self).down(timeout)
-        return super().down(timeout)
-
     # ------------------------------------------------------------------ internals: what the bed is
 
     def _down_hint(self) -> str:
@@ -536,6 +528,15 @@ class Testbed(KafkaCluster):
         super()._wait_healthy(timeout)
 
     # ------------------------------------------------------------------ internals: stop
+
+    def _stop_locked(self, state: dict[str, Any] | None, timeout: float = 60.0) -> None:
+        # A node (tests/testbed/node.py) outlives no bed: stopped first, at down() and when the record
+        # of a dead bed is cleared.
+        if (self.state_dir / "node" / "state.json").exists():
+            from .node import Node
+
+            Node(self).down(timeout)
+        super()._stop_locked(state, timeout)
 
     def _remove_runtime_files(self) -> None:
         super()._remove_runtime_files()

@@ -261,7 +261,8 @@ class Node(Supervisor):
         return super().up(timeout)
 
     def _adopt(self, state: dict[str, Any]) -> bool:
-        if all(self._alive(state, name) for name in self.STOP_ORDER):
+        same_bed = state.get("bed_started_at") == self._bed_started_at()
+        if same_bed and all(self._alive(state, name) for name in self.STOP_ORDER):
             return super()._adopt(state)
         log.info("cleaning up the remains of a node in %s", self.state_dir)
         self._stop_locked(state)
@@ -279,6 +280,8 @@ class Node(Supervisor):
             machine_dirs_made=[str(d) for d in MACHINE_DIRS if not d.exists()],
             network_index=self.network.index,
             apiserver_port=self.bed.ports.apiserver,
+            # A node outlives no bed: one recorded for an earlier bed is stopped, not adopted.
+            bed_started_at=self._bed_started_at(),
         )
         self._make_bridge()
         self._make_cgroup_root()
@@ -292,11 +295,16 @@ class Node(Supervisor):
             "pod-forwarder",
             [sys.executable, str(Path(__file__).with_name("forward.py")), *self._forward_routes()],
         )
+        self._delete_node_object()  # a Node left by a crashed run could look Ready for a while
         self._spawn("kubelet", self._kubelet_argv())
         self._spawn("kube-scheduler", self._scheduler_argv())
         remaining = max(10.0, timeout - (time.monotonic() - began))
         self._wait(self.node_ready, remaining, f"Node {self.name} to be Ready")
         log.info("node up in %.1f s", time.monotonic() - began)
+
+    def _bed_started_at(self) -> float | None:
+        state = self.bed.state_file.exists() and json.loads(self.bed.state_file.read_text())
+        return state.get("started_at") if state else None
 
     def _forward_routes(self) -> list[str]:
         net, ports = self.network, self.bed.ports
