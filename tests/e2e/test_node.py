@@ -247,6 +247,9 @@ def test_a_stopped_or_crashed_node_leaves_nothing_behind(node: Node, namespace: 
         input=json.dumps(_pause_deployment("left", namespace, node.programs.pause_image, 2)),
     )
     _wait_ready_pods(node.bed, namespace, "left", 2)
+    imported = [f"localhost/durabletopic/{namespace}-{i}:v1" for i in range(3)]
+    for name in imported:
+        node.import_image(node.programs.pause_archive, name)
     state = _record(node)
     assert _node_leftovers(node, state), "the check sees a running node"
     started_here = node.started
@@ -261,6 +264,10 @@ def test_a_stopped_or_crashed_node_leaves_nothing_behind(node: Node, namespace: 
         # A crash: every process of the node killed, its Pods' containers left running.
         node.up()
         _wait_sandboxes(node, namespace, 2)
+        # Images outlive a stop; of those imported, the last two are kept.
+        images = set(node.ctr("images", "ls", "-q").stdout.split())
+        assert {node.programs.pause_image, *imported[1:]} <= images
+        assert imported[0] not in images
         crashed = _record(node)
         for record in crashed["procs"].values():
             os.kill(record["pid"], signal.SIGKILL)

@@ -21,6 +21,7 @@ sets (recorded at start, restored at stop), ``/var/log/containers`` links to its
 caches of its network in ``/var/lib/cni``, shim sockets in ``/run/containerd/s``, the kubelet's
 ``/var/lib/kubelet/device-plugins/kubelet.sock`` (a fixed path: one node per machine), and those
 directories when it made them. A node left by a crashed run is cleaned up at the next ``up()``.
+containerd's images stay in ``STATE_DIR/node/containerd`` from one run to the next (see ``images_dir``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 NODE_NAME: Final = "testbed-node"
 CRICTL_VERSION: Final = "v1.37.0"
+KEPT_IMAGES: Final = 2  # imported images kept between runs of the node, besides the pause image
 # The sysctls the kubelet sets at start (unless protectKernelDefaults), and the one a CNI gateway sets.
 KERNEL_TUNABLES: Final = (
     "vm/overcommit_memory",
@@ -161,6 +163,13 @@ class Node(Supervisor):
         return self.data_dir / "containerd" / "containerd.sock"
 
     @property
+    def images_dir(self) -> Path:
+        """containerd's root (images, their unpacked layers): kept from one run of the node to the
+        next, so that stopping does not delete tens of thousands of files and an image imported
+        again is there at once. Only the pause image and the ``KEPT_IMAGES`` last imported stay."""
+        return self.state_dir / "containerd"
+
+    @property
     def pod_logs_dir(self) -> Path:
         return self.data_dir / "pod-logs"
 
@@ -187,9 +196,36 @@ class Node(Supervisor):
             said = output.read().decode(errors="replace")
         if proc.returncode != 0:
             raise TestbedError(f"ctr images import of {archive} as {name} failed: {said}")
+        self._record_import(name)
         listed = self.ctr("images", "ls", "-q").stdout.split()
         if name not in listed:
             raise TestbedError(f"{name} is not among containerd's images after the import: {listed}")
+
+    def _record_import(self, name: str) -> None:
+        imports = self._imports()
+        imports[name] = time.time()
+        (self.images_dir / "imports.json").write_text(json.dumps(imports, indent=2) + "\n")
+
+    def _imports(self) -> dict[str, float]:
+        try:
+            return dict(json.loads((self.images_dir / "imports.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _prune_images(self) -> None:
+        """Remove the Pods a crashed run left in containerd's records, and every image but the pause
+        image and the ``KEPT_IMAGES`` last imported (containerd deletes their files in the background)."""
+        self.crictl("rmp", "--all", "--force", check=False)
+        pause = self.programs.pause_image
+        imports = sorted(self._imports().items(), key=lambda item: item[1], reverse=True)
+        keep = {pause, *[name for name, _ in imports if name != pause][:KEPT_IMAGES]}
+        images = json.loads(self.crictl("images", "-o", "json").stdout).get("images") or []
+        for image in images:
+            tags = set(image.get("repoTags") or ())
+            if not tags & keep:
+                self.crictl("rmi", image["id"], check=False)  # every name of it, its id too
+            elif tags - keep:
+                self.ctr("images", "rm", *sorted(tags - keep), check=False)  # a name of a kept image
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run ``ctr`` against the node's containerd in the k8s.io namespace."""
@@ -290,6 +326,7 @@ class Node(Supervisor):
         )
         self._wait(self.containerd_socket.exists, 30, "containerd's socket")
         self._wait(lambda: self.ctr("version", check=False).returncode == 0, 30, "containerd to answer")
+        self._prune_images()
         self.import_image(self.programs.pause_archive, self.programs.pause_image)
         self._spawn(
             "pod-forwarder",
@@ -337,7 +374,7 @@ class Node(Supervisor):
         cni_dir.mkdir(parents=True, exist_ok=True)
         (cni_dir / "10-testbed.conflist").write_text(json.dumps(self._cni_config(), indent=2) + "\n")
         text = CONTAINERD_CONFIG.format(
-            root=base / "root",
+            root=self.images_dir,
             state=base / "state",
             socket=self.containerd_socket,
             pause=self.programs.pause_image,
@@ -527,7 +564,7 @@ class Node(Supervisor):
             for cached in CNI_CACHE.glob(f"{self._cni_network_name()}-*"):
                 cached.unlink(missing_ok=True)
             # containerd gives every sandbox a loopback of its own, cached by sandbox id.
-            sandboxes = self.data_dir / "containerd" / "root" / "io.containerd.grpc.v1.cri" / "sandboxes"
+            sandboxes = self.images_dir / "io.containerd.grpc.v1.cri" / "sandboxes"
             for sandbox in sandboxes.glob("*") if sandboxes.is_dir() else ():
                 (CNI_CACHE / f"cni-loopback-{sandbox.name}-lo").unlink(missing_ok=True)
 
