@@ -28,7 +28,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed ## virtualenv with the package and the dev tools
 
 .PHONY: testbed-install
-testbed-install: ## fetch and build Kafka, etcd, kube-apiserver, kubectl and helm, and generate the Prometheus Operator CRDs, into the cache
+testbed-install: ## fetch and build Kafka, etcd, kube-apiserver, kubectl, the node's kubelet and kube-scheduler, and helm, and generate the Prometheus Operator CRDs, into the cache
 	bash tests/testbed/install.sh all
 
 .PHONY: lint

@@ -6,6 +6,10 @@ session, or a running one (``make testbed-up``, ``make demo``) is reused; at the
 is stopped only if this session started it (set DURABLETOPIC_TESTBED_KEEP=1 to leave it running for the
 next run).
 
+``node`` is the test bed's node (:mod:`tests.testbed.node`: containerd, kubelet, kube-scheduler; root
+only), on which Pods run from images imported with ``node.import_image``: started on first use (or
+reused) and stopped at the end of the session on the same terms.
+
 ``second_kafka`` is a second Kafka cluster with SCRAM authentication (:mod:`tests.testbed.second`), for
 tests of several clusters: started on first use (or reused), and stopped at the end of the session on the
 same terms.
@@ -28,11 +32,12 @@ from typing import Any
 import pytest
 
 from tests.testbed import SecondKafka, Testbed
+from tests.testbed.node import Node
 
 _BED_FIXTURES = frozenset(
     {
         *("testbed", "testbed_faults", "bootstrap_servers", "kubeconfig", "kafka_admin"),
-        *("second_kafka", "second_kafka_faults", "second_kafka_admin"),
+        *("second_kafka", "second_kafka_faults", "second_kafka_admin", "node"),
     }
 )
 _RUN_ID = secrets.token_hex(3)
@@ -158,6 +163,22 @@ def second_kafka() -> Iterator[SecondKafka]:
     with _stopped_at_session_end(stop):
         cluster.up()
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def node(testbed: Testbed) -> Iterator[Node]:
+    """The test bed's node, Ready: Pods of the bed's API server run there (started for this session, or
+    reused; stopped at its end only if this session started it, and DURABLETOPIC_TESTBED_KEEP is unset)."""
+    bed_node = Node(testbed)
+    keep = _keep()
+
+    def stop() -> None:
+        if bed_node.started and not keep:
+            bed_node.down()
+
+    with _stopped_at_session_end(stop):
+        bed_node.up()
+        yield bed_node
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ demo           the demo (tests/testbed/demo.py), when it exists
 up-second      start the second Kafka cluster (SCRAM; tests/testbed/second.py), or reuse the running one
 down-second    stop the second Kafka cluster
 status-second  the same as status, for the second Kafka cluster
+node-up        start the test bed's node (kubelet, containerd, kube-scheduler; root; the bed must run)
+node-down      stop the node and undo everything it did to the machine
+node-status    the same as status, for the node
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .bed import Testbed, TestbedError
+from .node import Node
 from .second import SecondKafka
 from .supervisor import Supervisor
 
@@ -64,7 +68,7 @@ def _up_second(cluster: SecondKafka) -> int:
     return 0
 
 
-def _report_up(bed: Testbed | SecondKafka, what: str) -> None:
+def _report_up(bed: Testbed | SecondKafka | Node, what: str) -> None:
     began = time.monotonic()
     started = bed.up()
     took = time.monotonic() - began
@@ -95,6 +99,24 @@ def _status(bed: Supervisor, what: str, down: str, endpoints: tuple[str, ...]) -
     return 2
 
 
+def _node_up() -> int:
+    node = Node()
+    _report_up(node, "node")
+    host, port = node.pod_api_server
+    print(f"  Node {node.name}, Pods on {node.network.subnet} (bridge {node.network.bridge})")
+    print(f"  from a Pod: Kafka {node.pod_bootstrap_servers}, API server {host}:{port}")
+    print(f"  crictl: {node.programs.crictl} --runtime-endpoint unix://{node.containerd_socket}")
+    print(f"  stop it: {sys.executable} -m tests.testbed node-down")
+    return 0
+
+
+def _node(command: str) -> int:
+    node = Node()
+    if command == "down":
+        return _down(node, "node")
+    return _status(node, "node", "node-down", ("node", "pod_bootstrap_servers", "pod_api_server"))
+
+
 def _env(bed: Testbed) -> int:
     print("\n".join(_env_lines(bed)))
     if not bed.is_running():
@@ -112,6 +134,9 @@ _COMMANDS: dict[str, Callable[[], int]] = {
     "status-second": lambda: _status(
         SecondKafka(), "second Kafka cluster", "down-second", ("bootstrap_servers",)
     ),
+    "node-up": _node_up,
+    "node-down": lambda: _node("down"),
+    "node-status": lambda: _node("status"),
 }
 
 

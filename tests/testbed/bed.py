@@ -29,6 +29,7 @@ from .config import (
     STOP_ORDER,
     KubectlError,
     Layout,
+    PodNetwork,
     PortBusyError,
     Ports,
     TestbedError,
@@ -160,6 +161,28 @@ class Testbed(KafkaCluster):
             "bootstrap.servers": self.bootstrap_servers_for(protocol),
             **self.kafka_security.client_properties(protocol, mechanism, password=password),
         }
+
+    @property
+    def pod_network(self) -> PodNetwork:
+        """The addresses of the bed as Pods on its node see them (:mod:`tests.testbed.node`)."""
+        return PodNetwork.for_ports(self.ports)
+
+    @property
+    def pod_bootstrap_servers(self) -> str:
+        """The brokers' POD listeners as a Pod on the bed's node reaches them (while the node runs)."""
+        ports = [self.ports.broker(i, "POD") for i in BROKER_IDS]
+        if not all(ports):
+            raise TestbedError(
+                f"the test bed in {self.state_dir} was started without POD listeners "
+                f"(by an older tests/testbed); restart it: {self._down_hint()}"
+            )
+        return ",".join(f"{self.pod_network.gateway}:{port}" for port in ports)
+
+    @property
+    def pod_api_server(self) -> tuple[str, int]:
+        """Host and port of the API server for a Pod on the bed's node: the ``kubernetes`` Service's
+        ClusterIP, which the kubelet also puts into every container's KUBERNETES_SERVICE_HOST/PORT."""
+        return self.pod_network.service_ip, 443
 
     @property
     def api_url(self) -> str:
@@ -374,7 +397,7 @@ class Testbed(KafkaCluster):
     def _listener_ports(self, node_id: int) -> dict[str, int]:
         ports = {
             protocol: self.ports.broker(node_id, protocol)
-            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL", "POD")
         }
         return {protocol: port for protocol, port in ports.items() if port}
 
@@ -505,6 +528,15 @@ class Testbed(KafkaCluster):
         super()._wait_healthy(timeout)
 
     # ------------------------------------------------------------------ internals: stop
+
+    def _stop_locked(self, state: dict[str, Any] | None, timeout: float = 60.0) -> None:
+        # A node (tests/testbed/node.py) outlives no bed: stopped first, at down() and when the record
+        # of a dead bed is cleared.
+        if (self.state_dir / "node" / "state.json").exists():
+            from .node import Node
+
+            Node(self).down(timeout)
+        super()._stop_locked(state, timeout)
 
     def _remove_runtime_files(self) -> None:
         super()._remove_runtime_files()

@@ -7,8 +7,10 @@ Processes (each in its own session, pids and start times recorded in ``STATE_DIR
 * ``broker-1`` .. ``broker-3`` - Kafka brokers, node ids 1..3, broker.rack r1..r3; each has four
   listeners: ``PLAINTEXT`` (the default bootstrap, ``bootstrap_servers``; inter-broker traffic too),
   ``SASL_PLAINTEXT`` (``bootstrap_servers_sasl``), ``SASL_SSL`` (``bootstrap_servers_sasl_ssl``), both
-  with mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and ``SSL`` with a client certificate
-  required (``bootstrap_servers_ssl``). One user, ``operator`` (``kafka_security.username`` /
+  with mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, ``SSL`` with a client certificate
+  required (``bootstrap_servers_ssl``), and ``POD`` (PLAINTEXT, bound to 127.0.0.1, advertised at the
+  pod network's gateway: ``pod_bootstrap_servers``, reached from Pods through the node's forwarder;
+  see :class:`PodNetwork` and :mod:`tests.testbed.node`). One user, ``operator`` (``kafka_security.username`` /
   ``.password``); the TLS material is PEM (CA ``kafka_security.ca_file``, client certificate and key);
   see :mod:`tests.testbed.security`. ``kafka_client_properties(protocol, mechanism)`` gives the
   librdkafka properties of a client. The controller listener stays PLAINTEXT; there is no authorizer.
@@ -16,7 +18,8 @@ Processes (each in its own session, pids and start times recorded in ``STATE_DIR
 * ``kube-apiserver`` - RBAC, a token file (an admin in system:masters and a ``nobody`` user with no
   bindings), service-account keys, a self-signed serving certificate
 * ``kube-controller-manager`` - namespace, garbage-collector, serviceaccount(-token), deployment,
-  replicaset and root-ca publisher controllers (no scheduler, no kubelet: Pods stay Pending)
+  replicaset, root-ca publisher, node-lifecycle and pod-garbage-collector controllers (no scheduler, no kubelet: Pods stay Pending unless the
+  bed's node runs, :mod:`tests.testbed.node`: ``python -m tests.testbed node-up``)
 
 Environment variables (constructor arguments win over them):
 
@@ -27,13 +30,15 @@ Environment variables (constructor arguments win over them):
 ``DURABLETOPIC_TESTBED_PORT_BASE``
     first port (default 29400); the services take base+0 (kafka controller), base+1..3 (brokers,
     PLAINTEXT), base+10 (etcd clients), base+11 (etcd peers), base+21..23 (brokers, SASL_PLAINTEXT),
-    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+43 (kube-apiserver); base+60..79
+    base+25..27 (brokers, SSL), base+31..33 (brokers, SASL_SSL), base+35..37 (brokers, POD),
+    base+43 (kube-apiserver); base+60..79
     belong to the second Kafka cluster (:mod:`tests.testbed.second`), started only by the tests that use it.
     Keep every port below the kernel's ephemeral range (``ip_local_port_range``, usually from 32768):
     a port inside it can be taken by a client's self-connection while its broker is down (TCP
     simultaneous open), and the restarted broker then fails with "Address already in use".
 ``DURABLETOPIC_TESTBED_PORT_KAFKA_CONTROLLER``, ``..._PORT_BROKER_1`` .. ``..._PORT_BROKER_3``,
 ``..._PORT_BROKER_1_SASL`` .., ``..._PORT_BROKER_1_SSL`` .., ``..._PORT_BROKER_1_SASL_SSL`` ..,
+``..._PORT_BROKER_1_POD`` ..,
 ``..._PORT_ETCD``, ``..._PORT_ETCD_PEER``, ``..._PORT_APISERVER``
     one port each, overriding the base
 ``DURABLETOPIC_KAFKA_VERSION``, ``DURABLETOPIC_K8S_VERSION``, ``DURABLETOPIC_ETCD_VERSION``,
@@ -93,6 +98,10 @@ KUBE_CONTROLLERS: Final = (
     "deployment-controller",
     "replicaset-controller",
     "root-ca-certificate-publisher-controller",
+    # For the bed's node (tests/testbed/node.py): lifts the not-ready taint the kubelet registers
+    # with once the Node is Ready, and deletes the Pods of a Node that is gone.
+    "node-lifecycle-controller",
+    "pod-garbage-collector-controller",
 )
 # down() kills in this order: brokers first (a broker told to stop waits for the controller forever).
 STOP_ORDER: Final = (
@@ -112,6 +121,7 @@ _LISTENER_PORT_SUFFIX: Final = {
     "SASL_PLAINTEXT": "_sasl",
     "SSL": "_ssl",
     "SASL_SSL": "_sasl_ssl",
+    "POD": "_pod",
 }
 
 
@@ -164,6 +174,10 @@ class Ports:
     broker_1_sasl_ssl: int = 0
     broker_2_sasl_ssl: int = 0
     broker_3_sasl_ssl: int = 0
+    # The brokers' POD listeners (PLAINTEXT) for clients in Pods; see PodNetwork.
+    broker_1_pod: int = 0
+    broker_2_pod: int = 0
+    broker_3_pod: int = 0
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -178,6 +192,7 @@ class Ports:
             *(base + 21, base + 22, base + 23),
             *(base + 25, base + 26, base + 27),
             *(base + 31, base + 32, base + 33),
+            *(base + 35, base + 36, base + 37),
         )
 
     @classmethod
@@ -191,7 +206,7 @@ class Ports:
         return cls(**ports)
 
     def broker(self, node_id: int, protocol: str = "PLAINTEXT") -> int:
-        """Port of a broker's listener: PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (0: not there)."""
+        """Port of a broker's listener: PLAINTEXT, SASL_PLAINTEXT, SASL_SSL, SSL or POD (0: not there)."""
         suffix = _LISTENER_PORT_SUFFIX[protocol]
         port: int = getattr(self, f"broker_{node_id}{suffix}")
         return port
@@ -200,7 +215,7 @@ class Ports:
         """Port per service name (the names of STOP_ORDER, plus ``etcd-peer`` and ``broker-N-<listener>``)."""
         extra = {
             f"broker-{i}-{protocol.lower().replace('_', '-')}": self.broker(i, protocol)
-            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+            for protocol in ("SASL_PLAINTEXT", "SSL", "SASL_SSL", "POD")
             for i in BROKER_IDS
         }
         return {
@@ -211,6 +226,46 @@ class Ports:
             "kube-apiserver": self.apiserver,
             **{name: port for name, port in extra.items() if port},
         }
+
+
+@dataclass(frozen=True)
+class PodNetwork:
+    """The addresses through which Pods on the test bed's node reach the bed, derived from its ports.
+
+    Pods live on ``subnet`` behind the Linux bridge ``bridge`` (made by :mod:`tests.testbed.node`),
+    whose address ``gateway`` is also the node's IP. Nothing of the bed listens there but the node's
+    forwarder, which passes ``gateway:<POD listener port>`` to each broker's POD listener (bound to
+    127.0.0.1, advertised at the gateway) and ``service_ip:443`` (the ``kubernetes`` Service's
+    ClusterIP, in the API server's self-signed certificate) to the API server. Beds with different
+    ports get different subnets, so their nodes' bridges never collide.
+    """
+
+    index: int
+
+    @classmethod
+    def for_ports(cls, ports: Ports) -> PodNetwork:
+        return cls(ports.apiserver // 100 % 250 + 1)
+
+    @property
+    def bridge(self) -> str:
+        return f"dtcni{self.index}"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.244.{self.index}.0/24"
+
+    @property
+    def gateway(self) -> str:
+        return f"10.244.{self.index}.1"
+
+    @property
+    def service_cidr(self) -> str:
+        return f"10.96.{self.index}.0/24"
+
+    @property
+    def service_ip(self) -> str:
+        """The ClusterIP of the ``kubernetes`` Service (the first address of ``service_cidr``)."""
+        return f"10.96.{self.index}.1"
 
 
 def ephemeral_port_range() -> tuple[int, int]:
@@ -395,8 +450,10 @@ class Layout:
             f"--secure-port={ports.apiserver}",
             "--advertise-address=127.0.0.1",
             "--endpoint-reconciler-type=none",
+            # The node (tests/testbed/node.py) is reached at its IP, its name resolving nowhere.
+            "--kubelet-preferred-address-types=InternalIP",
             f"--cert-dir={self.certs_dir}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={PodNetwork.for_ports(ports).service_cidr}",
             "--authorization-mode=RBAC",
             f"--token-auth-file={token_file}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -450,12 +507,13 @@ def kafka_properties(
     `default_threads`, the brokers keep Kafka's default network and I/O thread counts."""
     voters = f"0@127.0.0.1:{ports.kafka_controller}"
     protocols = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+    pod_host = PodNetwork.for_ports(ports).gateway
     common = {
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": ",".join(
-            ["CONTROLLER:PLAINTEXT", *(f"{p}:{p}" for p in protocols)]
+            ["CONTROLLER:PLAINTEXT", *(f"{p}:{p}" for p in protocols), "POD:PLAINTEXT"]
         ),
         "log.dirs": str(data_dir / kafka_name(node_id)),
     }
@@ -466,11 +524,16 @@ def kafka_properties(
         }
     else:
         listener = ",".join(f"{p}://127.0.0.1:{ports.broker(node_id, p)}" for p in protocols)
+        pod_port = ports.broker(node_id, "POD")
+        advertised = listener
+        if pod_port:
+            listener += f",POD://127.0.0.1:{pod_port}"
+            advertised += f",POD://{pod_host}:{pod_port}"
         props = {
             "process.roles": "broker",
             "broker.rack": f"r{node_id}",
             "listeners": listener,
-            "advertised.listeners": listener,
+            "advertised.listeners": advertised,
             "inter.broker.listener.name": "PLAINTEXT",
             "offsets.topic.replication.factor": "3",
             "transaction.state.log.replication.factor": "3",

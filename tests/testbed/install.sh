@@ -9,6 +9,7 @@ kafka_version=${DURABLETOPIC_KAFKA_VERSION:-4.3.1}
 k8s_version=${DURABLETOPIC_K8S_VERSION:-v1.37.2}
 etcd_version=${DURABLETOPIC_ETCD_VERSION:-v3.6.16}
 helm_version=${DURABLETOPIC_HELM_VERSION:-v3.22.0}
+crictl_version=${DURABLETOPIC_CRICTL_VERSION:-v1.37.0}
 prometheus_operator_version=${DURABLETOPIC_PROMETHEUS_OPERATOR_VERSION:-v0.95.2}
 controller_gen_version=${DURABLETOPIC_CONTROLLER_GEN_VERSION:-v0.23.0}
 what=${1:-all}
@@ -52,6 +53,71 @@ install_kubernetes() {
       k8s.io/kubernetes/cmd/kube-controller-manager
   )
   touch "$dest/.complete"
+}
+
+# kubelet and kube-scheduler for the test bed's node (tests/testbed/node.py), from the same
+# k8s.io/kubernetes version as the API server, in a scratch module of their own. The kubelet needs
+# k8s.io/cri-streaming (a staging module) and the exact cadvisor/lib and otelrestful versions of the
+# release's go.mod, which a newer dependency would otherwise raise.
+install_node_binaries() {
+  local dest=$cache/kubernetes-node-$k8s_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "building kubelet and kube-scheduler $k8s_version (first build takes 15-25 minutes on 2 cores)"
+  local src=$cache/build/kubernetes-node-$k8s_version
+  rm -rf "$src" && mkdir -p "$src" "$dest/bin"
+  (
+    cd "$src"
+    go mod init testbed.local/kubernetes-node >/dev/null 2>&1
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    local staging=${k8s_version/v1./v0.}
+    grep -Eo '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r mod; do go mod edit -replace "$mod=$mod@$staging"; done
+    go mod edit -require "k8s.io/kubernetes@$k8s_version"
+    local pinned
+    for pinned in github.com/google/cadvisor/lib \
+      go.opentelemetry.io/contrib/instrumentation/github.com/emicklei/go-restful/otelrestful; do
+      go mod edit -require "$pinned@$(awk -v m="$pinned" '$1 == m {print $2; exit}' "$gomod")"
+    done
+    local version=k8s.io/component-base/version minor=${k8s_version#v1.}
+    go build -ldflags "-X $version.gitVersion=$k8s_version -X $version.gitMajor=1 -X $version.gitMinor=${minor%%.*}" \
+      -o "$dest/bin/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler
+  )
+  touch "$dest/.complete"
+}
+
+# The node's sandbox ("pause") image, as an OCI archive for `ctr images import`: kubernetes' own
+# build/pause/linux/pause.c, compiled static, as the only file of the image.
+install_pause_image() {
+  local dest=$cache/pause-$k8s_version
+  if [ -f "$dest/.complete" ]; then return; fi
+  log "building the pause image $k8s_version"
+  local src
+  src=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$dest" && mkdir -p "$dest/rootfs"
+  gcc -Os -static -o "$dest/rootfs/pause" "$src/build/pause/linux/pause.c"
+  strip "$dest/rootfs/pause"
+  python3 "$here/oci.py" "$dest/pause.oci.tar" "localhost/durabletopic/pause:$k8s_version" "$dest/rootfs" \
+    --entrypoint /pause
+  touch "$dest/.complete"
+}
+
+# What the node (tests/testbed/node.py) runs: containerd, runc and the CNI plugins from Debian, and the
+# kubelet, kube-scheduler, crictl and pause image built here.
+install_node() {
+  local missing=() pkg
+  for pkg in containerd runc containernetworking-plugins; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
+    log "not installing ${missing[*]} (root only); the node cannot run without them"
+  elif [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  install_node_binaries
+  go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$crictl_version"
+  install_pause_image
 }
 
 install_etcd() {
@@ -121,11 +187,13 @@ install_prometheus_operator_crds() {
 }
 
 case $what in
-  all) install_kafka; install_etcd; install_kubernetes; install_helm; install_prometheus_operator_crds ;;
+  all) install_kafka; install_etcd; install_kubernetes; install_node; install_helm; install_prometheus_operator_crds ;;
   kafka) install_kafka ;;
   etcd) install_etcd ;;
   kubernetes) install_kubernetes ;;
+  node) install_node ;;
+  node-binaries) install_node_binaries ;;
   helm) install_helm ;;
   prometheus-operator-crds) install_prometheus_operator_crds ;;
-  *) echo "usage: $0 [all|kafka|etcd|kubernetes|helm|prometheus-operator-crds]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kafka|etcd|kubernetes|node|node-binaries|helm|prometheus-operator-crds]" >&2; exit 2 ;;
 esac
