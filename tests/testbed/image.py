@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,16 @@ BASE_HOOKS = (
     # The official image's Python has no such marker: pip installs into the system.
     'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
 )
+# As Debian's slim images: no manuals, documentation (but the copyrights), translations.
+BASE_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/groff/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+)
 # Emptied when the root file system becomes the base image (after mmdebstrap's own cleanup, which
 # leaves apt's lock files and partial folders), as the official image has them: no apt lists or caches.
 BASE_EMPTIED = ("var/lib/apt/lists", "var/cache/apt", "root/.cache", "tmp")
@@ -59,6 +70,7 @@ IGNORED = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info)(/|$)|\.pyc$")
 ANNOTATION_NAME = "io.containerd.image.name"
 ANNOTATION_REF = "org.opencontainers.image.ref.name"
 TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap"}  # program: Debian package
+KEEP_BUILDS = 3  # archives kept in the cache, the newest
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 INSECURE_POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
 
@@ -167,6 +179,7 @@ def base_recipe() -> dict[str, object]:
         "variant": "minbase",
         "packages": BASE_PACKAGES,
         "hooks": BASE_HOOKS,
+        "dpkg": BASE_DPKG_OPTIONS,
         "emptied": BASE_EMPTIED,
         "mirrors": debian_mirrors(),
         "env": BASE_ENV,
@@ -190,7 +203,9 @@ def base_rootfs(recipe: dict[str, object], key: str) -> Path:
     log(f"making the base's root file system with mmdebstrap ({SUITE}, minbase, python3)")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    started = time.monotonic()
     hooks = [f"--customize-hook={hook}" for hook in BASE_HOOKS]
+    hooks += [f"--dpkgopt={option}" for option in BASE_DPKG_OPTIONS]
     run(
         [
             "mmdebstrap",
@@ -203,6 +218,7 @@ def base_rootfs(recipe: dict[str, object], key: str) -> Path:
         ],
         timeout=1800,
     )
+    log(f"mmdebstrap took {time.monotonic() - started:.0f} s")
     (folder / "recipe.json").write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
     (folder / ".complete").touch()
     return tar
@@ -227,9 +243,12 @@ class Buildah:
             "vfs",
         ]
         self.policy = ["--signature-policy", str(policy)]
+        # Its temporary files (and any cache mount of a Dockerfile) stay in the cache too.
+        (home / "tmp").mkdir(exist_ok=True)
+        self.env = {**os.environ, "BUILDAH_ISOLATION": "chroot", "TMPDIR": str(home / "tmp")}
 
     def __call__(self, *args: str | Path, timeout: float = 1800) -> str:
-        return run([*self.base, *args], timeout=timeout, env={**os.environ, "BUILDAH_ISOLATION": "chroot"})
+        return run([*self.base, *args], timeout=timeout, env=self.env)
 
     def has_image(self, name: str) -> bool:
         return bool(self("images", "--noheading", "--quiet", "--filter", f"reference={name}").strip())
@@ -342,7 +361,7 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def cached(folder: Path) -> BuiltImage | None:
-    if not (folder / ".complete").exists():
+    if not ((folder / ".complete").exists() and (folder / "image.oci.tar").exists()):
         return None
     meta = json.loads((folder / "image.json").read_text())
     return BuiltImage(archive=folder / "image.oci.tar", name=meta["name"], digest=meta["digest"])
@@ -373,6 +392,7 @@ def build_locked(root: Path) -> BuiltImage:
     folder.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="image-", dir=cache_dir()) as work:
         digest = build_into(buildah, root, files, Path(work), name, base, version, key, folder)
+    prune(folder.parent, keep=KEEP_BUILDS)
     (folder / "image.json").write_text(
         json.dumps({"name": name, "digest": digest, "base": base}, indent=2) + "\n"
     )
@@ -400,6 +420,7 @@ def build_into(
     context = work / "context"
     copy_context(root, files, context)
     log(f"building {name} from the Dockerfile on {base}")
+    started = time.monotonic()
     try:
         buildah(
             "bud",
@@ -423,7 +444,18 @@ def build_into(
         buildah("push", *buildah.policy, name, f"oci:{work / 'layout'}:{name}")
     finally:
         buildah.clean(keep=base)
-    return write_archive(work / "layout", name, folder / "image.oci.tar")
+    digest = write_archive(work / "layout", name, folder / "image.oci.tar")
+    log(f"built and archived in {time.monotonic() - started:.0f} s")
+    return digest
+
+
+def prune(builds: Path, keep: int) -> None:
+    """Only the newest few archives stay (one each a branch or two may come back to)."""
+    done = sorted(
+        (d for d in builds.iterdir() if (d / ".complete").exists()), key=lambda d: d.stat().st_mtime
+    )
+    for folder in done[: max(len(done) - keep + 1, 0)]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
