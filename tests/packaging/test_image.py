@@ -191,7 +191,9 @@ def test_checkov_passes(checkov: Path, helm: Path, kubectl: Path, tmp_path: Path
             reason = (skipped.get("check_result") or {}).get("suppress_comment", "")
             assert len(reason.strip()) > 10, f"{skipped['check_id']} skipped without a reason"
     skipped_ids = {c["check_id"] for r in reports.values() for c in r["results"]["skipped_checks"]}
-    assert skipped_ids <= {"CKV_K8S_38", "CKV_K8S_43"}, f"new skips need a reason next to them: {skipped_ids}"
+    # CKV_DOCKER_7 reads FROM ${BASE_IMAGE} as untagged; test_dockerfile_shape checks the argument's tag.
+    allowed = {"CKV_K8S_38", "CKV_K8S_43", "CKV_DOCKER_7"}
+    assert skipped_ids <= allowed, f"new skips need a reason next to them: {skipped_ids}"
 
 
 # ------------------------------------------------------------------------------- the built image

@@ -103,6 +103,26 @@ def run(cmd: Sequence[str | Path], **kw: object) -> str:
     return str(result.stdout)
 
 
+def run_logged(cmd: Sequence[str | Path], log_file: Path, env: dict[str, str], timeout: float) -> None:
+    """Runs a long command, its output into log_file, each line stamped with the seconds since start;
+    on failure raises with the log's end."""
+    started = time.monotonic()
+    with (
+        log_file.open("w") as out,
+        subprocess.Popen(
+            [str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(f"[{time.monotonic() - started:6.1f}s] {line}")
+            if time.monotonic() - started > timeout:
+                process.kill()
+    if process.returncode != 0:
+        tail = "".join(log_file.read_text().splitlines(keepends=True)[-60:])
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {process.returncode}; {log_file} ends:\n{tail}")
+
+
 def package_version(root: Path = ROOT) -> str:
     text = (root / "operator" / "durabletopic" / "__init__.py").read_text()
     found = re.search(r'^__version__\s*=\s*"([^"]+)"', text, re.MULTILINE)
@@ -422,7 +442,8 @@ def build_into(
     log(f"building {name} from the Dockerfile on {base}")
     started = time.monotonic()
     try:
-        buildah(
+        bud: list[str | Path] = [
+            *buildah.base,
             "bud",
             *buildah.policy,
             "--isolation",
@@ -440,7 +461,8 @@ def build_into(
             "--file",
             context / "Dockerfile",
             context,
-        )
+        ]
+        run_logged(bud, folder / "build.log", buildah.env, timeout=3600)
         buildah("push", *buildah.policy, name, f"oci:{work / 'layout'}:{name}")
     finally:
         buildah.clean(keep=base)
