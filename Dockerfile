@@ -3,8 +3,12 @@
 # Stage 1 builds the wheel of the operator and the wheels of its dependencies; stage 2 installs
 # them into a clean slim Python with no compiler, and runs as a non-root numeric user.
 
-# The base is pinned to a patch release; renovate or a person bumps it (both stages together).
-FROM python:3.11.14-slim-bookworm AS build
+# The base is pinned to a patch release; renovate or a person bumps it (one line, both stages).
+# A build without a registry passes its own Debian bookworm Python as BASE_IMAGE (tests/testbed/image.py).
+ARG BASE_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
+# checkov:skip=CKV_DOCKER_7:the FROMs name the BASE_IMAGE argument, whose default above carries the patch tag
+
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -15,7 +19,8 @@ COPY operator/ operator/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m pip wheel --only-binary=:all: --wheel-dir /wheels /wheels/durable_topic_operator-*.whl
 
-FROM python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="durable-topic-operator" \
@@ -24,7 +29,7 @@ LABEL org.opencontainers.image.title="durable-topic-operator" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/durable-topic-operator/durable-topic-operator" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11.14-slim-bookworm"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -31,6 +31,10 @@ venv: $(BIN)/.installed ## virtualenv with the package and the dev tools
 testbed-install: ## fetch and build Kafka, etcd, kube-apiserver, kubectl, the node's kubelet and kube-scheduler, and helm, and generate the Prometheus Operator CRDs, into the cache
 	bash tests/testbed/install.sh all
 
+.PHONY: image
+image: venv ## the operator's image from the Dockerfile (buildah, local Debian base, no registry) as an OCI archive; prints its path and name
+	$(BIN)/python -m tests.testbed.image
+
 .PHONY: lint
 lint: venv ## ruff, mypy and the layer contract (import-linter)
 	$(BIN)/ruff check operator tests $(wildcard bench)
