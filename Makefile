@@ -71,7 +71,7 @@ testbed-down: venv ## stop everything the test bed and the demo started
 	$(BIN)/python -m tests.testbed down-second
 
 .PHONY: demo
-demo: venv testbed-install ## run the operator on the local test bed with the examples
+demo: venv testbed-install ## run the operator on the local test bed with the examples: built into an image, installed by Helm, in Pods on the bed's node
 	$(BIN)/python -m tests.testbed demo
 
 .PHONY: generate

@@ -94,6 +94,12 @@ def release(  # type: ignore[no-untyped-def]
     testbed, node: Any, images: Images, crd_installed: None, tmp_path_factory
 ) -> Iterator[Release]:
     cluster = Cluster(testbed)
+    # A release of the same name on a reused test bed (`make demo`'s) goes first.
+    subprocess.run(
+        [str(testbed.helm_path), "--kubeconfig", str(testbed.kubeconfig), "uninstall", RELEASE,
+         "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s", "--ignore-not-found"],
+        capture_output=True, check=False,
+    )  # fmt: skip
     remove_unowned_identity(cluster)
     values_dir = tmp_path_factory.mktemp("helm")
     values = values_dir / "image.yaml"

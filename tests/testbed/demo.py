@@ -1,4 +1,9 @@
-"""`make demo`: the operator on the local test bed, with the examples from deploy/examples/."""
+"""`make demo`: the operator on the local test bed, with the examples from deploy/examples/.
+
+As users run it: the image built from the Dockerfile (`make image`), imported into the test bed's node,
+and the chart installed by Helm: two replicas in Pods, one leading. Where the node cannot run (it needs
+root), the operator runs as a local process instead, and the demo says so.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,65 @@ from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from .bed import Testbed
+from .image import build_image
+from .node import Node
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_NAMESPACE = "default"
 METRICS_PORT = int(os.environ.get("DURABLETOPIC_DEMO_METRICS_PORT", "29102"))
 HEALTH_PORT = int(os.environ.get("DURABLETOPIC_DEMO_HEALTH_PORT", "29180"))
+RELEASE = "durable-topic-operator"
+RELEASE_NAMESPACE = "durable-topic-operator"
+CHART = ROOT / "charts" / "durable-topic-operator"
+
+
+def helm(bed: Testbed, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(bed.helm_path), "--kubeconfig", str(bed.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def install_in_pods(bed: Testbed) -> str:
+    """The image built and imported into the node, and the chart installed (or upgraded to it); returns
+    where the leader's metrics are."""
+    node = Node(bed)
+    node.up()
+    image = build_image()
+    node.import_image(image.archive, image.name)
+    repository, _, tag = image.name.rpartition(":")
+    helm(
+        bed, "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, "--create-namespace",
+        "--set", "kafka.bootstrapServers=" + node.pod_bootstrap_servers.replace(",", "\\,"),
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+        "--wait", "--timeout", "240s",
+    )  # fmt: skip
+    pods = json.loads(
+        bed.kubectl(
+            "get",
+            "pods",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            f"app.kubernetes.io/instance={RELEASE}",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    print(bed.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide").stdout)
+    ip = next((p["status"].get("podIP") for p in pods if p["status"].get("podIP")), None)
+    return f"http://{ip}:9102/metrics (each Pod's IP, port 9102)"
+
+
+def uninstall(bed: Testbed) -> None:
+    if bed.kubeconfig.exists():
+        helm(bed, "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE, "--wait", check=False)
 
 
 def operator_pid_file(bed: Testbed) -> Path:
@@ -106,11 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     bed = Testbed()
     if args[-1:] == ["--stop"]:
         stop_operator(bed)
+        if bed.is_running():
+            uninstall(bed)
         return 0
     bed.up()
     bed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     bed.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    start_operator(bed)
+    if os.geteuid() == 0 and not Node(bed).programs.missing():
+        stop_operator(bed)
+        metrics = install_in_pods(bed)
+        running = f"The operator runs in Pods (helm release {RELEASE} in {RELEASE_NAMESPACE})"
+    else:
+        print("the node needs root and `tests/testbed/install.sh node`: the operator runs as a local process")
+        start_operator(bed)
+        metrics = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+        running = "The operator keeps running"
     print(bed.kubectl("apply", "-f", str(ROOT / "deploy" / "examples")).stdout)
     deadline = time.monotonic() + 90
     done, items = settled(bed)
@@ -120,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(bed.kubectl("get", "dt", "-n", EXAMPLES_NAMESPACE).stdout)
     print_topics(bed, items)
     print(
-        f"\nThe operator keeps running: metrics at http://127.0.0.1:{METRICS_PORT}/metrics\n"
+        f"\n{running}: metrics at {metrics}\n"
         f"  export KUBECONFIG={bed.kubeconfig}\n"
         f"  kubectl get dt; kubectl describe dt clickstream-weak\n"
         f"  Kafka bootstrap servers: {bed.bootstrap_servers}\n"
