@@ -189,6 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window, s (default 60)")
     parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=0.0,
+        help="wait this long after all Ready before the idle measurements (default 0: at once); the first "
+        "minutes after a burst include every chunk's first full check",
+    )
+    parser.add_argument(
         "--sweep-interval", type=float, default=10.0, help="the operator's sweep interval, s (default 10)"
     )
     parser.add_argument(
@@ -210,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = result_header("drift", run_id, argv)
     result["n"] = args.topics
     result["audit_interval_seconds"] = args.audit_interval
+    result["settle_seconds"] = args.settle_seconds
     ok = False
     with ready_topics(
         bench,
@@ -222,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_env={"DURABLETOPIC_AUDIT_INTERVAL_SECONDS": str(args.audit_interval)},
     ) as run:
         if run.result["all_ready"] and run.result["all_verified"]:
+            if args.settle_seconds:
+                say(f"letting the operator settle for {args.settle_seconds:.0f} s")
+                time.sleep(args.settle_seconds)
             say("measuring one idle sweep")
             result["idle_sweep"] = one_idle_sweep(run.operator, run.watcher)
             say(f"measuring idle CPU over {args.idle_seconds:.0f} s")
