@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import socket
@@ -22,6 +21,7 @@ from durabletopic.adapters.kubernetes.lease import LeaderElector
 from durabletopic.adapters.kubernetes.resources import DurableTopicRequests
 from durabletopic.adapters.prometheus import Metrics
 from durabletopic.app.settings import OperatorSettings
+from durabletopic.app.shutdown import StepDown
 from durabletopic.core import crd
 from durabletopic.core.tenancy import crd as policy_crd
 from durabletopic.loop.clusters import ClusterLink, settings_link
@@ -164,17 +164,9 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
     )
 
     leading = asyncio.create_task(reconcile_while_leader(fleet, elector, metrics))
-
-    async def step_down(**_: Any) -> None:
-        """On SIGTERM, before kopf stops the rest: the work stops and the Lease is given up, so that a
-        standby replica leads within its retry period instead of after the Lease expires."""
-        leading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await leading
-        if elector is not None:
-            await elector.release()
-
-    kopf.on.cleanup(registry=registry)(step_down)
+    step_down = StepDown(leading, elector)
+    kopf.on.startup(registry=registry)(step_down.take_signals)
+    kopf.on.cleanup(registry=registry)(step_down.cleanup)
     try:
         await kopf.operator(
             registry=registry,
@@ -183,16 +175,13 @@ async def run(settings: OperatorSettings, *, kubeconfig: str | None = None) -> N
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=liveness,
+            stop_flag=step_down.stop_flag,
             # Without one, kopf names itself after the password database's user name, and a UID with no
             # entry there (the image's, or one a platform picks at random) stops it at start.
             identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
         )
     finally:
-        leading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await leading
-        if elector is not None:
-            await elector.release()
+        await step_down()
         await api.close()
         await lease_api.close()
         fleet.close()
