@@ -12,6 +12,10 @@ that fails leaves its objects to the ordinary path: a pass of their own, reading
 Configs outside the planner's keys are read in full every few minutes. For a quiet object a digest of
 every config of its chunk's topics stands for that read while it equals the configs digest of the last
 full read its own pass was planned on (its *full anchor*).
+
+An idle sweep does no work per object: the objects anchored to each digest are kept as a set, so a
+chunk's quiet objects are one set intersection, and each chunk's next full check is worked out again
+only when the full read or full anchor of one of its objects changed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic
 from durabletopic.loop.ports import ChunkRead, KafkaUnavailable, ReassignPort
@@ -62,6 +66,54 @@ class Candidate:
     quiet: bool  # its last pass changed nothing
 
 
+@dataclass
+class _Chunk:
+    candidates: list[Candidate]
+    keys: dict[str, frozenset[str] | None]  # the keys read of each topic; never changed once built
+    refs: frozenset[ObjectRef]
+    quiet_refs: frozenset[ObjectRef]
+    full_check_at: float | None = field(default=None)  # when it is due a full check; None: not known
+
+    @classmethod
+    def of(cls, candidates: list[Candidate]) -> _Chunk:
+        return cls(
+            candidates,
+            _keys(candidates),
+            frozenset(c.obj.ref for c in candidates),
+            frozenset(c.obj.ref for c in candidates if c.quiet),
+        )
+
+
+class FullReadTimes:
+    """When each object's configs were last read in full. Every change is reported to `changed`."""
+
+    def __init__(self, changed: Callable[[ObjectRef], None]) -> None:
+        self._at: dict[ObjectRef, float] = {}
+        self._changed = changed
+
+    def __contains__(self, ref: ObjectRef) -> bool:
+        return ref in self._at
+
+    def __getitem__(self, ref: ObjectRef) -> float:
+        return self._at[ref]
+
+    def __setitem__(self, ref: ObjectRef, at: float) -> None:
+        self._at[ref] = at
+        self._changed(ref)
+
+    def get(self, ref: ObjectRef, default: float) -> float:
+        return self._at.get(ref, default)
+
+    def pop(self, ref: ObjectRef, default: float | None = None) -> float | None:
+        self._changed(ref)
+        return self._at.pop(ref, default)
+
+    def clear(self) -> None:
+        for ref in self._at:
+            self._changed(ref)
+        self._at.clear()
+
+
 def chunk_of(candidates: Collection[Candidate]) -> list[list[Candidate]]:
     """Candidates in chunks that keep their topics as the set changes: a topic's chunk is chosen by a
     hash of its name, so one object more or less changes one chunk's request, not every chunk's."""
@@ -73,39 +125,56 @@ def chunk_of(candidates: Collection[Candidate]) -> list[list[Candidate]]:
 
 
 class QuietCheck:
-    def __init__(self, complete_read_at: dict[ObjectRef, float], complete_every: float) -> None:
-        """`complete_read_at`: when each object's configs were last read in full (the controller's,
-        shared), due again `complete_every` seconds after."""
-        self.complete_read_at = complete_read_at
+    def __init__(self, complete_every: float) -> None:
+        """Configs are read in full again `complete_every` seconds after the last full read (the times
+        are `complete_read_at`, which the controller's passes set too)."""
+        self.complete_read_at = FullReadTimes(self._full_read_changed)
         self.complete_every = complete_every
         self.anchors: dict[ObjectRef, bytes] = {}
+        self._anchored: dict[bytes, set[ObjectRef]] = {}  # the objects anchored to each digest
         self.full_anchors: dict[ObjectRef, bytes] = {}
         self.prefetched: dict[ObjectRef, Prefetched] = {}
         self.paused_until = 0.0
-        # The chunks of the last list of candidates checked, each with the keys read of its topics.
-        self._chunked: tuple[
-            list[Candidate], list[tuple[list[Candidate], dict[str, frozenset[str] | None]]]
-        ] = (
-            [],
-            [],
-        )
+        # The chunks of the last list of candidates checked, and each object's chunk.
+        self._chunked: tuple[list[Candidate], list[_Chunk], dict[ObjectRef, _Chunk]] = ([], [], {})
+        self._full_reads_changed: set[ObjectRef] = set()
 
     def forget(self, ref: ObjectRef) -> None:
-        self.anchors.pop(ref, None)
+        self._unanchor(ref)
         self.full_anchors.pop(ref, None)
+        self._full_read_changed(ref)
         self.prefetched.pop(ref, None)
 
     def planned(self, ref: ObjectRef, used: Prefetched | None, quiet: bool, complete: bool) -> None:
         """After a pass: what the object's view came from. Anchored to a prefetched read that left it
         quiet; a view from a read of its own anchors nothing (the digests say nothing of it)."""
         if used is not None and quiet:
-            self.anchors[ref] = used.digest
-        elif not quiet or used is None:
-            self.anchors.pop(ref, None)
+            self._anchor(ref, used.digest)
+        else:
+            self._unanchor(ref)
         if used is not None and used.complete:
             self.full_anchors[ref] = used.configs_digest
+            self._full_read_changed(ref)
         elif complete:
             self.full_anchors.pop(ref, None)
+            self._full_read_changed(ref)
+
+    def _anchor(self, ref: ObjectRef, digest: bytes) -> None:
+        if self.anchors.get(ref) != digest:
+            self._unanchor(ref)
+            self.anchors[ref] = digest
+            self._anchored.setdefault(digest, set()).add(ref)
+
+    def _unanchor(self, ref: ObjectRef) -> None:
+        digest = self.anchors.pop(ref, None)
+        if digest is not None:
+            anchored = self._anchored[digest]
+            anchored.discard(ref)
+            if not anchored:
+                del self._anchored[digest]
+
+    def _full_read_changed(self, ref: ObjectRef) -> None:
+        self._full_reads_changed.add(ref)
 
     def take(self, obj: DurableTopicObject, now: float) -> Prefetched | None:
         """The prefetched read for this copy of the object, if fresh; used once."""
@@ -128,41 +197,41 @@ class QuietCheck:
         if now < self.paused_until:
             return set()
         if self._chunked[0] is not candidates:
-            self._chunked = (candidates, [(chunk, _keys(chunk)) for chunk in chunk_of(candidates)])
+            chunks = [_Chunk.of(chunk) for chunk in chunk_of(candidates)]
+            self._chunked = (candidates, chunks, {ref: chunk for chunk in chunks for ref in chunk.refs})
         chunks = self._chunked[1]
-        full_check = self._full_check_due([chunk for chunk, _ in chunks], now)
+        full_check = self._full_check_due(chunks, now)
         seen_to: set[ObjectRef] = set()
-        for chunk, keys in chunks:
+        for chunk in chunks:
             try:
-                chunk_quiet = await self._check_chunk(reader, chunk, keys)
+                chunk_quiet = await self._check_chunk(reader, chunk)
                 if chunk is full_check:
-                    chunk_quiet -= await self._check_complete(reader, chunk, now)
-                due(c.obj.ref for c in chunk if c.obj.ref not in chunk_quiet)
-                seen_to.update(c.obj.ref for c in chunk)
+                    chunk_quiet = chunk_quiet - await self._check_complete(reader, chunk.candidates, now)
+                if len(chunk_quiet) < len(chunk.refs):
+                    due(c.obj.ref for c in chunk.candidates if c.obj.ref not in chunk_quiet)
+                seen_to |= chunk.refs
             except KafkaUnavailable as error:
                 # Kafka is failing (a broker down, say): the objects of the chunks not read yet are not
                 # held up by more reads that would wait out the same failure.
                 log.info(
                     "a chunk of %d topics was not read (%s): for %.0f s each object reads its own",
-                    len(chunk),
+                    len(chunk.refs),
                     error,
                     FAILED_READ_PAUSE_SECONDS,
                 )
                 self.paused_until = time.monotonic() + FAILED_READ_PAUSE_SECONDS
-                for candidate in chunk:
+                for candidate in chunk.candidates:
                     self.prefetched.pop(candidate.obj.ref, None)
                 break
         return seen_to
 
-    async def _check_chunk(
-        self, reader: ReassignPort, chunk: list[Candidate], keys: dict[str, frozenset[str] | None]
-    ) -> set[ObjectRef]:
-        read = await reader.read_chunk(keys)
-        quiet = {c.obj.ref for c in chunk if c.quiet and self.anchors.get(c.obj.ref) == read.digest}
+    async def _check_chunk(self, reader: ReassignPort, chunk: _Chunk) -> frozenset[ObjectRef]:
+        read = await reader.read_chunk(chunk.keys)
+        quiet = chunk.quiet_refs & self._anchored.get(read.digest, frozenset())
         # Decoded only for a quiet object not anchored to it (the chunk changed, or its last view came
         # from a read of its own); then every object of the chunk due anyway takes it as its read.
-        if any(c.quiet and c.obj.ref not in quiet for c in chunk):
-            self._prefetch((c for c in chunk if c.obj.ref not in quiet), read)
+        if len(quiet) < len(chunk.quiet_refs):
+            self._prefetch((c for c in chunk.candidates if c.obj.ref not in quiet), read)
         return quiet
 
     async def _check_complete(
@@ -201,25 +270,27 @@ class QuietCheck:
                     now,
                 )
 
-    def _full_check_due(self, chunks: list[list[Candidate]], now: float) -> list[Candidate] | None:
+    def _full_check_due(self, chunks: list[_Chunk], now: float) -> _Chunk | None:
         """The chunk most overdue for a full check: one whose objects' configs were read in full most
         of the interval between full reads ago, or an object with no full anchor a minute after its last
         full read. One chunk a sweep, so that the full reads of many chunks spread out."""
-        due: tuple[float, list[Candidate]] | None = None
+        chunk_of_ref = self._chunked[2]
+        for ref in self._full_reads_changed:
+            if (changed := chunk_of_ref.get(ref)) is not None:
+                changed.full_check_at = None
+        self._full_reads_changed.clear()
+        due: tuple[float, _Chunk] | None = None
         for chunk in chunks:
-            overdue = max(
-                now
-                - self.complete_read_at.get(c.obj.ref, 0.0)
-                - (
-                    self.complete_every * 0.8
-                    if c.obj.ref in self.full_anchors
-                    else UNANCHORED_FULL_READ_SECONDS
-                )
-                for c in chunk
-            )
+            if chunk.full_check_at is None:
+                chunk.full_check_at = min(self._full_check_at(ref) for ref in chunk.refs)
+            overdue = now - chunk.full_check_at
             if overdue >= 0 and (due is None or overdue > due[0]):
                 due = (overdue, chunk)
         return None if due is None else due[1]
+
+    def _full_check_at(self, ref: ObjectRef) -> float:
+        wait = self.complete_every * 0.8 if ref in self.full_anchors else UNANCHORED_FULL_READ_SECONDS
+        return self.complete_read_at.get(ref, 0.0) + wait
 
 
 def _keys(chunk: list[Candidate]) -> dict[str, frozenset[str] | None]:

@@ -122,7 +122,6 @@ class Controller:
         # Objects whose topic this operator created in a pass that could not see it yet: the next pass
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
-        self._complete_read_at: dict[ObjectRef, float] = {}
         # Objects whose last pass changed nothing, with what that pass saw: the same copy of the object,
         # the same read of its topic and the same cluster and floors conclude the same again.
         self._quiet: dict[ObjectRef, tuple[DurableTopicObject, ObservedTopic, object]] = {}
@@ -131,7 +130,9 @@ class Controller:
         self._candidates: tuple[tuple[int, int], list[Candidate]] | None = None
         self._pass_context: object = None
         # The sweep reads quiet objects' topics a chunk at a time and passes over only what changed.
-        self.quiet_check = QuietCheck(self._complete_read_at, COMPLETE_CONFIGS_EVERY_SECONDS)
+        self.quiet_check = QuietCheck(COMPLETE_CONFIGS_EVERY_SECONDS)
+        # When each object's configs were last read in full.
+        self._complete_read_at = self.quiet_check.complete_read_at
         self._pass_prefetched: dict[ObjectRef, Prefetched] = {}
         self._read_keys: dict[ObjectRef, tuple[DurableTopicObject, frozenset[str]]] = {}
         self._drained = asyncio.Event()
@@ -318,9 +319,10 @@ class Controller:
 
     async def sweep_once(self) -> None:
         seen_to = await self._check_quiet()
-        for obj in self.store:
-            if not obj.paused and self.mine(obj) and obj.ref not in seen_to:
-                self.queue.add(obj.ref)
+        if self.store.refs() - seen_to:
+            for obj in self.store:
+                if not obj.paused and self.mine(obj) and obj.ref not in seen_to:
+                    self.queue.add(obj.ref)
 
     async def resync_periodically(self) -> None:
         while True:

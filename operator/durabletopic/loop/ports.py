@@ -113,7 +113,8 @@ class ReassignPort(Protocol):
 
     async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
         """The partitions of these topics and the config keys named for each (every config where None),
-        one request each; raises KafkaUnavailable."""
+        one request each; raises KafkaUnavailable. `keys` is not changed after the call (a reader may
+        keep what it made of the same mapping)."""
 
     async def configs_digest(self, names: Sequence[str]) -> bytes:
         """A digest of every config of these topics, equal while none changes; raises KafkaUnavailable."""

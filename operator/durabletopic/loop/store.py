@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,9 @@ class Store:
 
     def get(self, ref: ObjectRef) -> DurableTopicObject | None:
         return self._objects.get(ref)
+
+    def refs(self) -> KeysView[ObjectRef]:
+        return self._objects.keys()
 
     def holds(self, obj: DurableTopicObject) -> bool:
         """`obj` is still the store's copy (not deleted or replaced since a pass took it)."""

@@ -99,6 +99,8 @@ class Reassigner:
         self._servers: list[str] = list(self._settings.pop("bootstrap_servers"))
         self._next_server = 0
         self._requests: dict[tuple[Any, ...], tuple[RawRequest, ...]] = {}
+        # The signatures of the key mappings last read, by identity: a sweep reads the same chunks again.
+        self._signatures: dict[int, tuple[Mapping[str, Collection[str] | None], tuple[Any, ...]]] = {}
 
     def _admin(self) -> Any:
         from kafka.admin import KafkaAdminClient
@@ -154,10 +156,20 @@ class Reassigner:
             del self._requests[next(iter(self._requests))]
         return requests
 
+    def _signature(self, keys: Mapping[str, Collection[str] | None]) -> tuple[Any, ...]:
+        kept = self._signatures.pop(id(keys), None)
+        if kept is None or kept[0] is not keys:
+            kept = (keys, tuple((name, None if k is None else tuple(sorted(k))) for name, k in keys.items()))
+        self._signatures[id(keys)] = kept  # the most recently used last; holding `keys` keeps its id
+        while len(self._signatures) > _KEPT_REQUESTS:
+            del self._signatures[next(iter(self._signatures))]
+        return kept[1]
+
     async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
         """The sweep's read of a chunk: one Metadata and one DescribeConfigs request (the keys named for
-        each topic, every config where None), sent together and kept as bytes."""
-        signature = tuple((name, None if k is None else tuple(sorted(k))) for name, k in keys.items())
+        each topic, every config where None), sent together and kept as bytes. `keys` must not change
+        after the call: its request is kept for the same mapping."""
+        signature = self._signature(keys)
         metadata, configs = self._kept(
             ("chunk", signature), lambda: (metadata_request(list(keys)), configs_request(keys))
         )

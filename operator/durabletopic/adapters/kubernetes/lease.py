@@ -4,6 +4,9 @@ The rules are client-go's: a lease is expired when its record has not changed fo
 `lease_duration` as measured on this replica's own clock (so clocks need not agree); the leader
 renews every `retry_period` and steps down if it could not renew for `renew_deadline`, which is
 shorter than `lease_duration`, so it has stopped before anyone else may take over.
+
+A leader renews with one request: it writes the Lease it last wrote, with its resourceVersion, so the
+API server refuses the write (409) if anyone changed the Lease since; only then is it read again.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class LeaderElector:
         self.retry_period = retry_period
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
+        self._held: dict[str, Any] | None = None  # the Lease as this replica last wrote it
 
     async def acquire(self) -> None:
         """Returns once this replica holds the lease."""
@@ -79,6 +83,7 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Gives the lease up at a clean shutdown, so that another replica takes over at once."""
+        self._held = None
         try:
             lease = await self.api.request("GET", self.path)
             spec = lease.get("spec", {})
@@ -96,6 +101,11 @@ class LeaderElector:
 
     async def _try_acquire_or_renew(self) -> bool:
         now = _micro_time()
+        if self._held is not None and time.monotonic() < self._observed_at + self.lease_duration:
+            renewed = await self._renew_held(now)
+            if renewed is not None:
+                return renewed
+        self._held = None
         try:
             lease = await self.api.request("GET", self.path)
         except ApiError as error:
@@ -129,10 +139,29 @@ class LeaderElector:
             if error.status != 409:
                 log.info("leader election: lease not updated: %s", error)
             return False
-        spec = updated.get("spec", {})
+        self._wrote(updated)
+        return True
+
+    async def _renew_held(self, now: str) -> bool | None:
+        """Renews by writing the Lease as last written, in one request. None when the Lease changed
+        since (or is gone): the caller reads it and decides again."""
+        assert self._held is not None
+        lease = {**self._held, "spec": {**self._held.get("spec", {}), "renewTime": now}}
+        try:
+            updated = await self.api.request("PUT", self.path, lease)
+        except ApiError as error:
+            if error.status in (404, 409):
+                return None
+            log.info("leader election: lease not renewed: %s", error)
+            return False
+        self._wrote(updated)
+        return True
+
+    def _wrote(self, lease: dict[str, Any]) -> None:
+        spec = lease.get("spec", {})
         self._observed = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
         self._observed_at = time.monotonic()
-        return True
+        self._held = lease if spec.get("holderIdentity") == self.identity else None
 
     async def _create(self, now: str) -> bool:
         body = {
@@ -148,10 +177,10 @@ class LeaderElector:
             },
         }
         try:
-            await self.api.request("POST", self.collection, body)
+            created = await self.api.request("POST", self.collection, body)
         except ApiError as error:
             if error.status != 409:
                 log.info("leader election: lease not created: %s", error)
             return False
-        self._observed_at = time.monotonic()
+        self._wrote(created)
         return True
