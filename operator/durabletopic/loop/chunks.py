@@ -28,8 +28,11 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from durabletopic.core.model import ClusterInfo, ObjectRef, ObservedTopic
-from durabletopic.loop.ports import ChunkRead, KafkaUnavailable, ReassignPort
+from durabletopic.loop.ports import ChunkRead, KafkaUnavailable, ReassignPort, TopicReads
 from durabletopic.loop.store import DurableTopicObject
+
+# Whether a quiet object's topic, as a decoded chunk read shows it in this cluster, is what its last pass saw.
+Unchanged = Callable[[DurableTopicObject, ObservedTopic, ClusterInfo], bool]
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +191,13 @@ class QuietCheck:
         reader: ReassignPort,
         candidates: list[Candidate],
         due: Callable[[Iterable[ObjectRef]], None],
+        unchanged: Unchanged,
     ) -> set[ObjectRef]:
         """Reads every chunk; returns the objects it has seen to: those of every chunk read. The quiet
         ones need no pass; the others have their read prefetched and are handed to `due` at once. Their
         passes may well be over before the last chunk is read: they are not due again this sweep, or a
-        second pass, on a read of its own, would undo what the first concluded."""
+        second pass, on a read of its own, would undo what the first concluded. `unchanged` tells of a
+        quiet object whether a decoded read says what its last pass saw."""
         now = time.monotonic()
         if now < self.paused_until:
             return set()
@@ -204,7 +209,7 @@ class QuietCheck:
         seen_to: set[ObjectRef] = set()
         for chunk in chunks:
             try:
-                chunk_quiet = await self._check_chunk(reader, chunk)
+                chunk_quiet = await self._check_chunk(reader, chunk, unchanged)
                 if chunk is full_check:
                     chunk_quiet = chunk_quiet - await self._check_complete(reader, chunk.candidates, now)
                 if len(chunk_quiet) < len(chunk.refs):
@@ -225,13 +230,29 @@ class QuietCheck:
                 break
         return seen_to
 
-    async def _check_chunk(self, reader: ReassignPort, chunk: _Chunk) -> frozenset[ObjectRef]:
+    async def _check_chunk(
+        self, reader: ReassignPort, chunk: _Chunk, unchanged: Unchanged
+    ) -> frozenset[ObjectRef]:
         read = await reader.read_chunk(chunk.keys)
         quiet = chunk.quiet_refs & self._anchored.get(read.digest, frozenset())
+        if len(quiet) == len(chunk.quiet_refs):
+            return quiet
         # Decoded only for a quiet object not anchored to it (the chunk changed, or its last view came
-        # from a read of its own); then every object of the chunk due anyway takes it as its read.
-        if len(quiet) < len(chunk.quiet_refs):
-            self._prefetch((c for c in chunk.candidates if c.obj.ref not in quiet), read)
+        # from a read of its own). A quiet object whose topic reads as its last pass saw it is anchored
+        # to this read and stays quiet: a change to one topic sends one object to a pass, not its chunk.
+        # Every other object of the chunk takes this read as its pass's.
+        decoded = read.decode()
+        reads, cluster = decoded
+        still: set[ObjectRef] = set()
+        for candidate in chunk.candidates:
+            ref = candidate.obj.ref
+            if candidate.quiet and ref not in quiet:
+                observed = reads.observed.get(candidate.obj.topic_name)
+                if observed is not None and unchanged(candidate.obj, observed, cluster):
+                    self._anchor(ref, read.digest)
+                    still.add(ref)
+        quiet = quiet | still
+        self._prefetch((c for c in chunk.candidates if c.obj.ref not in quiet), read, decoded)
         return quiet
 
     async def _check_complete(
@@ -253,8 +274,13 @@ class QuietCheck:
             self._prefetch(stale, read)
         return {c.obj.ref for c in stale}
 
-    def _prefetch(self, candidates: Iterable[Candidate], read: ChunkRead) -> None:
-        reads, cluster = read.decode()
+    def _prefetch(
+        self,
+        candidates: Iterable[Candidate],
+        read: ChunkRead,
+        decoded: tuple[TopicReads, ClusterInfo] | None = None,
+    ) -> None:
+        reads, cluster = decoded or read.decode()
         now = time.monotonic()
         for candidate in candidates:
             name = candidate.obj.topic_name

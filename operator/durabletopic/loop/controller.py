@@ -370,7 +370,7 @@ class Controller:
         candidates = self._sweep_candidates()
         if not candidates:
             return set()
-        return await self.quiet_check.check(reader, candidates, self._sweep_due)
+        return await self.quiet_check.check(reader, candidates, self._sweep_due, self._unchanged_in)
 
     def _sweep_candidates(self) -> list[Candidate]:
         """The objects whose generation is applied and whose topic is known; the same list while
@@ -467,6 +467,12 @@ class Controller:
             if prefetched.complete:
                 self._complete_read_at[obj.ref] = prefetched.at
         return given, cluster
+
+    def _unchanged_in(self, obj: DurableTopicObject, observed: ObservedTopic, cluster: ClusterInfo) -> bool:
+        """A sweep's read says what the object's last pass saw and concluded on, as a pass's would
+        (`_unchanged`): the object stays quiet without a pass."""
+        context = (dataclasses.replace(cluster, controller_id=None), self.policy)
+        return self._seen_before(obj, observed, context, either_way=False)
 
     def _as_last_seen(self, obj: DurableTopicObject, prefetched: Prefetched) -> bool:
         """The prefetched read says, of every key the planner reads, what the object's last pass saw,

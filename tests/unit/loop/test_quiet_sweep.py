@@ -51,11 +51,16 @@ async def test_drift_in_a_chunk_is_read_afresh_and_put_right_and_the_rest_is_not
     harness: Harness,
 ) -> None:
     refs = await anchored(harness, 20)
+    weakened = refs[7]
     harness.kafka.topics["orders-7"].overrides[MIN_INSYNC_REPLICAS] = "1"
     await harness.controller.sweep_once()
-    assert sorted(harness.controller.queue.keys(), key=str) == sorted(refs, key=str), (
-        "the chunk changed: its objects are due, with its read"
+    assert harness.controller.queue.keys() == [weakened], (
+        "the chunk changed: the object whose topic changed is due, with its read; the others read as "
+        "their last passes saw them and stay quiet, anchored to this read"
     )
+    anchors = harness.controller.quiet_check.anchors
+    (new_read,) = {anchors[ref] for ref in refs if ref != weakened}
+    assert anchors.get(weakened) != new_read
     calls = len(harness.kafka.calls)
     await harness.settle()
     assert harness.kafka.topics["orders-7"].overrides[MIN_INSYNC_REPLICAS] == "2"
@@ -64,10 +69,26 @@ async def test_drift_in_a_chunk_is_read_afresh_and_put_right_and_the_rest_is_not
         "a prefetched read leads to no action: the changed topic is read afresh, the others not at all"
     )
     assert harness.metrics.drift_counts, "the drift is counted"
+    assert all(harness.ready(ref) for ref in refs)
     await sweep(harness)  # the chunk changed back: read once more, anchored again
     await sweep(harness)
     await harness.controller.sweep_once()
     assert harness.controller.queue.keys() == []
+
+
+async def test_a_topic_changed_in_a_chunk_is_passed_over_even_when_its_object_is_anchored_elsewhere(
+    harness: Harness,
+) -> None:
+    """Two changes in one chunk between sweeps: each changed topic's object is due; none of the
+    unchanged ones is, and none of them is anchored to a read that shows a change they did not see."""
+    refs = await anchored(harness, 30)
+    harness.kafka.topics["orders-3"].overrides[MIN_INSYNC_REPLICAS] = "1"
+    harness.kafka.topics["orders-21"].overrides["unclean.leader.election.enable"] = "true"
+    await harness.controller.sweep_once()
+    assert sorted(harness.controller.queue.keys(), key=str) == sorted([refs[21], refs[3]], key=str)
+    await harness.settle()
+    assert harness.kafka.topics["orders-3"].overrides[MIN_INSYNC_REPLICAS] == "2"
+    assert harness.kafka.topics["orders-21"].overrides["unclean.leader.election.enable"] == "false"
 
 
 async def test_a_change_undone_before_the_pass_is_not_taken_for_what_the_object_saw(harness: Harness) -> None:
