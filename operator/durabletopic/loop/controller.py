@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 __all__ = ["FINALIZER", "Controller", "utc_now"]
 
 BATCH_LINGER_SECONDS = 0.02
+# A pass's writes to the API server, drawn up and not yet sent.
+Writing = Callable[[], Awaitable[None]]
 # A settled object's topic has only the planner's config keys read (a few instead of every config);
 # every config is read again at least this often, to see overrides set out of band.
 COMPLETE_CONFIGS_EVERY_SECONDS = 300.0
@@ -122,6 +125,9 @@ class Controller:
         # Objects whose topic this operator created in a pass that could not see it yet: the next pass
         # records that topic's id as theirs (it cannot be told from a topic someone else created).
         self._created_unseen: set[ObjectRef] = set()
+        # The objects of the pass whose writes are under way, and those taken meanwhile, held back.
+        self._being_written: set[ObjectRef] = set()
+        self._held_back: set[ObjectRef] = set()
         # Objects whose last pass changed nothing, with what that pass saw: the same copy of the object,
         # the same read of its topic and the same cluster and floors conclude the same again.
         self._quiet: dict[ObjectRef, tuple[DurableTopicObject, ObservedTopic, object]] = {}
@@ -280,22 +286,56 @@ class Controller:
     # ----- loops -----
 
     async def run(self) -> None:
-        while True:
-            refs = await self.queue.take(self.batch_size, linger=BATCH_LINGER_SECONDS)
-            started = time.monotonic()
-            result = "ok"
-            try:
-                await self.reconcile(refs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.exception("reconcile pass failed; the objects are retried")
-                result = "error"
-                await self._failed_pass(refs, error)
-            finally:
-                self.metrics.record_pass(result, len(refs), time.monotonic() - started)
-                if not self.queue.due_count():
-                    self._drained.set()
+        """Passes one after the other; a pass's writes to the API server go on while the next pass reads
+        and acts on Kafka, one pass's writes at a time, in order. An object whose writes are under way
+        waits for them before its next pass (its next pass rests on what they record)."""
+        writing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                refs = await self.queue.take(self.batch_size, linger=BATCH_LINGER_SECONDS)
+                refs = self._not_being_written(refs)
+                if not refs:
+                    continue
+                started, result = time.monotonic(), "ok"
+                try:
+                    write = await self._pass(refs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.exception("reconcile pass failed; the objects are retried")
+                    write, result = self._conclude_failed(refs, error), "error"
+                if writing is not None:
+                    await writing
+                self._being_written = set(refs)
+                writing = asyncio.ensure_future(self._written(write, refs, started, result))
+        finally:
+            if writing is not None:
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+
+    def _not_being_written(self, refs: list[ObjectRef]) -> list[ObjectRef]:
+        held = [ref for ref in refs if ref in self._being_written]
+        self._held_back.update(held)
+        return [ref for ref in refs if ref not in self._being_written] if held else refs
+
+    async def _written(self, write: Writing, refs: list[ObjectRef], started: float, result: str) -> None:
+        try:
+            await write()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the writes of a reconcile pass failed; the objects are retried")
+            result = "error"
+            for ref in refs:
+                self._retry(ref)
+        finally:
+            self.metrics.record_pass(result, len(refs), time.monotonic() - started)
+            self._being_written = set()
+            for ref in self._held_back:
+                self.queue.add(ref)
+            self._held_back.clear()
+            if not self.queue.due_count():
+                self._drained.set()
 
     async def sweep(self) -> None:
         """Every sweep interval: quiet objects whose topics are as their last pass saw them are checked
@@ -505,6 +545,12 @@ class Controller:
     # ----- one pass -----
 
     async def reconcile(self, refs: list[ObjectRef]) -> None:
+        """One pass over these objects, its writes included."""
+        write = await self._pass(refs)
+        await write()
+
+    async def _pass(self, refs: list[ObjectRef]) -> Writing:
+        """One pass up to its writes to the API server, which it returns: every conclusion is drawn."""
         self._pass_context = None  # set once this pass has read Kafka and checked the cluster
         self._pass_prefetched = {}
         # Only this cluster's objects: the clients of this pass reach no other.
@@ -566,7 +612,7 @@ class Controller:
                 results.update(self.deletions.pending(deleting, f"Kafka cannot be reached ({error})"))
                 for obj, _ in work:
                     results[obj.ref] = outcomes.kafka_unavailable(str(error))
-                return await self._finish(objects, results, verdicts)
+                return self._conclude(objects, results, verdicts)
             reads = dataclasses.replace(reads, observed={**given, **reads.observed})
             reads = await self._with_eligible_leaders(reads)
             wrong = self.link.check(cluster, self.now())
@@ -614,7 +660,7 @@ class Controller:
                 checked = [(o, s) for o, s in checked if o.ref not in unchanged]
                 if checked:
                     results.update(await self._apply(checked, reads.observed, cluster))
-        await self._finish(objects, results, verdicts)
+        return self._conclude(objects, results, verdicts)
 
     def _judge(self, objects: list[DurableTopicObject]) -> dict[ObjectRef, list[Violation]]:
         """The verdicts of the pass's objects and of every other object that declares one of their
@@ -789,26 +835,32 @@ class Controller:
                     errors[name] = error
         return errors
 
-    async def _failed_pass(self, refs: list[ObjectRef], error: Exception) -> None:
+    def _conclude_failed(self, refs: list[ObjectRef], error: Exception) -> Writing:
         """A pass that raised: its objects are retried, and none keeps a Ready that was not checked."""
         results = {ref: outcomes.failed(type(error).__name__) for ref in refs}
         objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None]
-        try:
-            await self._finish(objects, results)
-        except Exception:
-            log.exception("the status of a failed pass could not be written either")
-            for ref in refs:
-                self._retry(ref)
+        write = self._conclude(objects, results)
+
+        async def write_or_retry() -> None:
+            try:
+                await write()
+            except Exception:
+                log.exception("the status of a failed pass could not be written either")
+                for ref in refs:
+                    self._retry(ref)
+
+        return write_or_retry
 
     # ----- writing back -----
 
-    async def _finish(
+    def _conclude(
         self,
         objects: list[DurableTopicObject],
         results: Mapping[ObjectRef, Outcome],
         verdicts: Mapping[ObjectRef, list[Violation]] | None = None,
-    ) -> None:
-        sends = []
+    ) -> Writing:
+        """Draws every conclusion of the pass now; returns its writes (status and events), to be awaited."""
+        sends: list[Callable[[], Awaitable[None]]] = []
         finished = []
         for obj in objects:
             result = results.get(obj.ref)
@@ -826,7 +878,8 @@ class Controller:
             self._schedule(obj.ref, result)
             self._count_drift(obj, result)
             sends += [
-                self.writes.event(obj, kind, reason, message) for kind, reason, message in result.events
+                functools.partial(self.writes.event, obj, kind, reason, message)
+                for kind, reason, message in result.events
             ]
             if result.defer_write:
                 continue
@@ -838,13 +891,17 @@ class Controller:
                 self.metrics.set_drift(obj.ref, obj.topic_name, reported_keys(result.drift or []))
             status = next_status(obj.status, obj.topic_name, obj.generation, result, self.now())
             if status is not None:
-                sends.append(self.writes.status(obj, status))
+                sends.append(functools.partial(self.writes.status, obj, status))
                 if result.record:
                     self.tenancy.remember(obj.key, result.record.get("topicId"))
             self._remember_quiet(obj, result, status is None)
-        await asyncio.gather(*sends)
-        self.profiles.wanted(o for o in finished if not o.deleting)
-        self._count_resources()
+
+        async def write() -> None:
+            await asyncio.gather(*(send() for send in sends))
+            self.profiles.wanted(o for o in finished if not o.deleting)
+            self._count_resources()
+
+        return write
 
     def _unchanged(self, obj: DurableTopicObject, observed: ObservedTopic | None) -> bool:
         """The object's last pass changed nothing, and nothing it rests on has changed since."""

@@ -80,3 +80,35 @@ async def test_a_sweep_with_nothing_to_check_is_over_at_once(
     finally:
         sweeping.cancel()
     assert not [r for r in caplog.records if "not finished" in r.getMessage()]
+
+
+async def test_the_next_pass_acts_on_kafka_while_the_last_pass_writes_and_an_object_waits_for_its_own(
+    harness: Harness,
+) -> None:
+    """Passes overlap: one pass's status writes go on while the next pass reads and acts on Kafka. An
+    object changed while its writes are under way waits for them: its next pass rests on its record."""
+    writes_go = asyncio.Event()
+    write_status = harness.kube.write_status
+
+    async def held_write(obj, status, previous):  # type: ignore[no-untyped-def]
+        await writes_go.wait()
+        await write_status(obj, status, previous)
+
+    harness.kube.write_status = held_write  # type: ignore[method-assign]
+    first = harness.apply("orders")
+    loop = asyncio.create_task(harness.controller.run())
+    try:
+        await until(lambda: "orders" in harness.kafka.topics)
+        harness.event("MODIFIED", "orders", {"partitions": 6}, generation=2)
+        second = harness.apply("payments")
+        await until(lambda: "payments" in harness.kafka.topics)
+        assert harness.kube.status_writes == [], "the first pass's write is still under way"
+        assert len(harness.kafka.topics["orders"].replicas) == 3, "orders waits for its own write"
+
+        writes_go.set()
+        await until(lambda: harness.ready(second) and len(harness.kafka.topics["orders"].replicas) == 6)
+        await until(lambda: harness.status(first).get("observedGeneration") == 2)
+        assert harness.ready(first)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
