@@ -41,7 +41,9 @@ CHUNK_TOPICS = 1200
 # A prefetched read is used by a pass that starts within this long of it, else read again. Each chunk's
 # objects are queued as soon as it is read, so their passes start while the next chunks are read.
 PREFETCH_SECONDS = 5.0
-# After a chunk read fails, the sweeps leave every object to its own read for this long.
+# After this many chunk reads of one sweep fail, the sweeps leave every object to its own read for
+# FAILED_READ_PAUSE_SECONDS; after fewer, only the failed chunks' objects read their own.
+FAILED_CHUNKS_TO_PAUSE = 2
 FAILED_READ_PAUSE_SECONDS = 30.0
 # An object with no full anchor (a new one, or every one after a start) gets one this long after its
 # last full read of its own, well before the interval between full reads is over.
@@ -207,6 +209,7 @@ class QuietCheck:
         chunks = self._chunked[1]
         full_check = self._full_check_due(chunks, now)
         seen_to: set[ObjectRef] = set()
+        failed = 0
         for chunk in chunks:
             try:
                 chunk_quiet = await self._check_chunk(reader, chunk, unchanged)
@@ -216,17 +219,27 @@ class QuietCheck:
                     due(c.obj.ref for c in chunk.candidates if c.obj.ref not in chunk_quiet)
                 seen_to |= chunk.refs
             except KafkaUnavailable as error:
+                for candidate in chunk.candidates:
+                    self.prefetched.pop(candidate.obj.ref, None)
+                failed += 1
+                if failed < FAILED_CHUNKS_TO_PAUSE:
+                    # One request that timed out (a broker busy for a moment): only this chunk's objects
+                    # read their own, and the sweep goes on.
+                    log.info(
+                        "a chunk of %d topics was not read (%s): its objects read their own",
+                        len(chunk.refs),
+                        error,
+                    )
+                    continue
                 # Kafka is failing (a broker down, say): the objects of the chunks not read yet are not
                 # held up by more reads that would wait out the same failure.
                 log.info(
-                    "a chunk of %d topics was not read (%s): for %.0f s each object reads its own",
-                    len(chunk.refs),
+                    "%d chunks of topics were not read (%s): for %.0f s each object reads its own",
+                    failed,
                     error,
                     FAILED_READ_PAUSE_SECONDS,
                 )
                 self.paused_until = time.monotonic() + FAILED_READ_PAUSE_SECONDS
-                for candidate in chunk.candidates:
-                    self.prefetched.pop(candidate.obj.ref, None)
                 break
         return seen_to
 

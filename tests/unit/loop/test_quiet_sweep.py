@@ -11,7 +11,7 @@ from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import ObjectRef
 from durabletopic.loop import chunks
 from durabletopic.loop.controller import COMPLETE_CONFIGS_EVERY_SECONDS
-from durabletopic.loop.ports import ChunkRead
+from durabletopic.loop.ports import ChunkRead, KafkaUnavailable
 from tests.unit.loop.conftest import Harness
 
 
@@ -117,6 +117,34 @@ async def test_a_failed_chunk_read_leaves_its_objects_to_a_read_of_their_own(har
     await harness.settle()
     assert harness.kafka.count("describe_topics") > reads_before
     assert all(harness.ready(ref) for ref in refs)
+
+
+async def test_one_chunk_read_that_times_out_leaves_only_its_own_objects_to_their_own_reads(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that times out once (a broker busy for a moment) sends one chunk's objects to reads of
+    their own, not every object: the other chunks are read, and the next sweep reads by chunk again."""
+    monkeypatch.setattr(chunks, "CHUNK_TOPICS", 10)
+    refs = await anchored(harness, 30)
+    read_chunk = harness.reassigner.read_chunk
+    failing: list[tuple[str, ...]] = []
+
+    async def second_read_times_out(keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
+        if len(harness.reassigner.chunk_reads) % 3 == 1 and not failing:
+            failing.append(tuple(keys))
+            raise KafkaUnavailable("describe_topics: RequestTimedOutError")
+        return await read_chunk(keys)
+
+    monkeypatch.setattr(harness.reassigner, "read_chunk", second_read_times_out)
+    await harness.controller.sweep_once()
+    queued = {ref.name for ref in sorted(harness.controller.queue.keys(), key=str)}
+    assert failing and queued == set(failing[0]), "only the chunk that was not read"
+    await harness.settle()
+    assert all(harness.ready(ref) for ref in refs)
+    reads = len(harness.reassigner.chunk_reads)
+    await harness.controller.sweep_once()
+    assert len(harness.reassigner.chunk_reads) == reads + 3, "read by chunk again, not paused"
+    assert harness.controller.queue.keys() == []
 
 
 async def test_every_config_is_compared_every_few_minutes_and_read_only_when_changed(
