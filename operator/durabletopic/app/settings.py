@@ -36,8 +36,9 @@ class OperatorSettings(BaseModel):
     resync_interval_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="How often every DurableTopic is listed again, so that one deleted while the watch "
-        "was down is forgotten.",
+        description="How often the operator lists KafkaClusters, DurabilityPolicies and Namespaces again, "
+        "and every DurableTopic when the watch was interrupted since the last listing (at least every 12 "
+        "intervals), so that one deleted while the watch was down is forgotten.",
     )
     audit_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often the whole cluster is audited."

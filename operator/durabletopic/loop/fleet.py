@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 SOURCE_REFRESH_SECONDS = 60.0
 CLUSTER_STATUS_SECONDS = 5.0
 CONTACT_WRITE_SECONDS = 60.0
+# The periodic resync lists every DurableTopic at least once in this many resync intervals, even while the
+# watch has run unbroken.
+FULL_LISTING_EVERY = 12
 
 
 class Fleet:
@@ -65,6 +68,11 @@ class Fleet:
         self.controller_settings = dict(controller_settings or {})
         self.controllers: dict[str, Controller] = {}
         self._refresh_due: set[str] = set()
+        # The watch listed DurableTopics again since this fleet last listed them: it was interrupted, and a
+        # deletion may have been missed. An unbroken watch (kopf resumes from the last resource version
+        # across disconnects) delivers every deletion.
+        self._watch_listed = True
+        self._resyncs_without_listing = 0
         self._statuses: dict[str, dict[str, Any]] = {}
         self._written_at: dict[str, float] = {}
         self._changed = asyncio.Event()
@@ -109,6 +117,8 @@ class Fleet:
 
     def observe_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A DurableTopic's watch event, to the controller of its cluster."""
+        if event_type is None:  # kopf's listing, at the start of a watch
+            self._watch_listed = True
         meta = body.get("metadata", {})
         ref = ObjectRef(meta.get("namespace", ""), meta.get("name", ""))
         known = self.store.get(ref)
@@ -139,8 +149,9 @@ class Fleet:
 
     # ----- a complete view -----
 
-    async def resync(self) -> None:
-        """Every KafkaCluster, DurabilityPolicy, Namespace and DurableTopic, from full listings."""
+    async def resync(self, *, durabletopics: bool = True) -> None:
+        """Every KafkaCluster, DurabilityPolicy and Namespace, and (unless told not to) every DurableTopic,
+        from full listings."""
         clusters, policies, namespaces = await asyncio.gather(
             self.kube.list_clusters(), self.kube.list_policies(), self.kube.list_namespaces()
         )
@@ -150,6 +161,9 @@ class Fleet:
         await self.refresh_links(set(self.controllers))
         if self.tenancy.replace(policies, namespaces):
             self.enqueue_all()
+        if not durabletopics:
+            return
+        self._watch_listed = False
         mark = self.store.mark()
         bodies = await self.kube.list_durabletopics()
         listed = set()
@@ -242,10 +256,15 @@ class Fleet:
             await asyncio.sleep(link.audit_interval or self.audit_interval)
 
     async def resync_periodically(self) -> None:
+        """Every resync interval the small listings; the DurableTopics only when the watch was interrupted
+        since they were last listed, and at least every FULL_LISTING_EVERY intervals (listing 10,000 of
+        them is most of an idle operator's work)."""
         while True:
             await asyncio.sleep(self.resync_interval)
+            listing = self._watch_listed or self._resyncs_without_listing + 1 >= FULL_LISTING_EVERY
             try:
-                await self.resync()
+                await self.resync(durabletopics=listing)
+                self._resyncs_without_listing = 0 if listing else self._resyncs_without_listing + 1
             except Exception as error:
                 log.warning("listing failed (%s); tried again in %.0f s", error, self.resync_interval)
 

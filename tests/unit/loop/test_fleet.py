@@ -3,15 +3,18 @@ cluster, failures isolated per cluster, KafkaClusters that appear, go and change
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from durabletopic.core.model import ObjectRef, Policy
+from durabletopic.loop import fleet as fleet_module
 from durabletopic.loop.clusters import settings_link
 from durabletopic.loop.controller import FINALIZER
 from durabletopic.loop.fleet import Fleet
 from durabletopic.loop.store import Store
+from tests.unit.loop.conftest import until
 from tests.unit.loop.fakes import FakeConnector, FakeKafka, FakeKube, FakeReassigner, RecordingMetrics, body
 
 SCRAM = {"mechanism": "SCRAM-SHA-512", "secretRef": {"namespace": "ops", "name": "b-credentials"}}
@@ -231,3 +234,38 @@ async def test_an_unreachable_kafkacluster_says_so(fleet: FleetHarness) -> None:
     await fleet.fleet._cluster_status("b")
     condition = fleet.kube.cluster_statuses["b"]["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "Unreachable")
+
+
+async def test_the_periodic_resync_lists_durabletopics_again_only_after_the_watch_was_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unbroken watch delivers every deletion; one that was interrupted lists the objects again (kopf's
+    events without a type), and only then may a deletion have been missed: the next resync lists them."""
+    harness = FleetHarness()
+    harness.fleet.resync_interval = 0.01
+    monkeypatch.setattr(fleet_module, "FULL_LISTING_EVERY", 1000)
+    listings = []
+    list_durabletopics = harness.kube.list_durabletopics
+
+    async def counted() -> list[dict[str, Any]]:
+        listings.append(1)
+        return await list_durabletopics()
+
+    monkeypatch.setattr(harness.kube, "list_durabletopics", counted)
+    ghost = harness.apply("orders")
+    resyncing = asyncio.create_task(harness.fleet.resync_periodically())
+    try:
+        await until(lambda: len(listings) == 1)  # the first: nothing was listed yet
+        await asyncio.sleep(0.1)
+        assert len(listings) == 1, "the watch ran unbroken: nothing to list"
+
+        del harness.kube.objects[ghost]  # deleted while the watch was down: no DELETED event
+        harness.fleet.observe_event(None, body("payments"))  # the watch, restarted, lists again
+        await until(lambda: harness.fleet.store.get(ghost) is None)
+        assert len(listings) == 2
+
+        monkeypatch.setattr(fleet_module, "FULL_LISTING_EVERY", 3)
+        await until(lambda: len(listings) == 3)  # and at least every few intervals all the same
+    finally:
+        resyncing.cancel()
+        await asyncio.gather(resyncing, return_exceptions=True)
