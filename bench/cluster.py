@@ -194,6 +194,17 @@ class Bench:
                     failed += 1
         return failed
 
+    def wait_topics_gone(self, names: Sequence[str], timeout: float = 600.0) -> float:
+        """Waits until Kafka's metadata lists none of these topics (a deletion goes on after DeleteTopics
+        answers); returns the seconds waited."""
+        started = time.monotonic()
+        wanted = set(names)
+        while time.monotonic() - started < timeout:
+            if not wanted & set(self.admin.list_topics(timeout=30).topics):
+                break
+            time.sleep(1.0)
+        return time.monotonic() - started
+
     def topic_configs(
         self, names: Sequence[str], keys: Iterable[str] = TOPIC_CONFIGS
     ) -> dict[str, dict[str, str]]:
@@ -272,4 +283,8 @@ def cleanup(bench: Bench, namespace: str, names: Sequence[str]) -> None:
     say(f"cleanup: deleting namespace {namespace} and {len(names)} topics")
     took = bench.delete_namespace(namespace)
     failed = bench.delete_topics(names)
-    say(f"cleanup done (namespace gone in {took:.1f} s, {failed} topic deletions failed)")
+    gone = bench.wait_topics_gone(names)
+    say(
+        f"cleanup done (namespace gone in {took:.1f} s, {failed} topic deletions failed, "
+        f"topics gone from Kafka's metadata {gone:.1f} s after)"
+    )
