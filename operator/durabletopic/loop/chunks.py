@@ -110,7 +110,8 @@ class FullReadTimes:
         return self._at.get(ref, default)
 
     def pop(self, ref: ObjectRef, default: float | None = None) -> float | None:
-        self._changed(ref)
+        if ref in self._at:
+            self._changed(ref)
         return self._at.pop(ref, default)
 
     def clear(self) -> None:
@@ -145,9 +146,11 @@ class QuietCheck:
         self._full_reads_changed: set[ObjectRef] = set()
 
     def forget(self, ref: ObjectRef) -> None:
+        """The object is gone: its chunk is rebuilt with the next candidates (the store changed)."""
         self._unanchor(ref)
         self.full_anchors.pop(ref, None)
-        self._full_read_changed(ref)
+        self.complete_read_at.pop(ref)
+        self._full_reads_changed.discard(ref)
         self.prefetched.pop(ref, None)
 
     def planned(self, ref: ObjectRef, used: Prefetched | None, quiet: bool, complete: bool) -> None:
