@@ -134,7 +134,8 @@ class QuietCheck:
     def __init__(self, complete_every: float) -> None:
         """Configs are read in full again `complete_every` seconds after the last full read (the times
         are `complete_read_at`, which the controller's passes set too)."""
-        self.complete_read_at = FullReadTimes(self._full_read_changed)
+        self._full_reads_changed: set[ObjectRef] = set()  # since each chunk's next full check was worked out
+        self.complete_read_at = FullReadTimes(self._full_reads_changed.add)
         self.complete_every = complete_every
         self.anchors: dict[ObjectRef, bytes] = {}
         self._anchored: dict[bytes, set[ObjectRef]] = {}  # the objects anchored to each digest
@@ -143,7 +144,6 @@ class QuietCheck:
         self.paused_until = 0.0
         # The chunks of the last list of candidates checked, and each object's chunk.
         self._chunked: tuple[list[Candidate], list[_Chunk], dict[ObjectRef, _Chunk]] = ([], [], {})
-        self._full_reads_changed: set[ObjectRef] = set()
 
     def forget(self, ref: ObjectRef) -> None:
         """The object is gone: its chunk is rebuilt with the next candidates (the store changed)."""
@@ -162,10 +162,10 @@ class QuietCheck:
             self._unanchor(ref)
         if used is not None and used.complete:
             self.full_anchors[ref] = used.configs_digest
-            self._full_read_changed(ref)
+            self._full_reads_changed.add(ref)
         elif complete:
             self.full_anchors.pop(ref, None)
-            self._full_read_changed(ref)
+            self._full_reads_changed.add(ref)
 
     def _anchor(self, ref: ObjectRef, digest: bytes) -> None:
         if self.anchors.get(ref) != digest:
@@ -180,9 +180,6 @@ class QuietCheck:
             anchored.discard(ref)
             if not anchored:
                 del self._anchored[digest]
-
-    def _full_read_changed(self, ref: ObjectRef) -> None:
-        self._full_reads_changed.add(ref)
 
     def take(self, obj: DurableTopicObject, now: float) -> Prefetched | None:
         """The prefetched read for this copy of the object, if fresh; used once."""

@@ -836,20 +836,20 @@ class Controller:
         return errors
 
     def _conclude_failed(self, refs: list[ObjectRef], error: Exception) -> Writing:
-        """A pass that raised: its objects are retried, and none keeps a Ready that was not checked."""
+        """A pass that raised: its objects are retried, and none keeps a Ready that was not checked (a
+        write that fails is retried by `_written`)."""
         results = {ref: outcomes.failed(type(error).__name__) for ref in refs}
         objects = [obj for ref in refs if (obj := self.store.get(ref)) is not None]
-        write = self._conclude(objects, results)
+        try:
+            return self._conclude(objects, results)
+        except Exception:
+            log.exception("the status of a failed pass could not be drawn up either")
 
-        async def write_or_retry() -> None:
-            try:
-                await write()
-            except Exception:
-                log.exception("the status of a failed pass could not be written either")
+            async def retry() -> None:
                 for ref in refs:
                     self._retry(ref)
 
-        return write_or_retry
+            return retry
 
     # ----- writing back -----
 

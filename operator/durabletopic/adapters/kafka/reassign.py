@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from durabletopic.adapters.kafka.rawread import (
     ChunkAnswer,
@@ -63,8 +63,18 @@ logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 _BOOTSTRAP_TIMEOUT_MS = 5000
 
+V = TypeVar("V")
+
 # kafka-python's errors for a broker that could not be reached at all: another one is tried.
 _UNREACHED = frozenset({"KafkaConnectionError", "NoBrokersAvailable"})
+
+
+def _keep_recent(kept: dict[Any, V], key: Any, value: V) -> V:
+    """Stores `value` as the most recently used of `kept`, which holds at most _KEPT_REQUESTS."""
+    kept[key] = value
+    while len(kept) > _KEPT_REQUESTS:
+        del kept[next(iter(kept))]
+    return value
 
 
 def kafka_python_settings(bootstrap_servers: str, client_config: Mapping[str, str]) -> dict[str, Any]:
@@ -151,19 +161,13 @@ class Reassigner:
         self, signature: tuple[Any, ...], make: Callable[[], tuple[RawRequest, ...]]
     ) -> tuple[RawRequest, ...]:
         requests = self._requests.pop(signature, None) or make()
-        self._requests[signature] = requests  # the most recently used last
-        while len(self._requests) > _KEPT_REQUESTS:
-            del self._requests[next(iter(self._requests))]
-        return requests
+        return _keep_recent(self._requests, signature, requests)
 
     def _signature(self, keys: Mapping[str, Collection[str] | None]) -> tuple[Any, ...]:
         kept = self._signatures.pop(id(keys), None)
         if kept is None or kept[0] is not keys:
             kept = (keys, tuple((name, None if k is None else tuple(sorted(k))) for name, k in keys.items()))
-        self._signatures[id(keys)] = kept  # the most recently used last; holding `keys` keeps its id
-        while len(self._signatures) > _KEPT_REQUESTS:
-            del self._signatures[next(iter(self._signatures))]
-        return kept[1]
+        return _keep_recent(self._signatures, id(keys), kept)[1]  # holding `keys` keeps its id
 
     async def read_chunk(self, keys: Mapping[str, Collection[str] | None]) -> ChunkRead:
         """The sweep's read of a chunk: one Metadata and one DescribeConfigs request (the keys named for
