@@ -50,12 +50,33 @@ def test_a_replica_that_stops_leading_stops_exporting_leader_gauges() -> None:
     text = metrics.text()
     for name in (
         "durabletopic_partitions_under_min_isr{",
+        "durabletopic_partitions_with_eligible_leader_replicas{",
         "durabletopic_drift{",
         "durabletopic_resources{",
         "durabletopic_audit_findings{",
     ):
         assert name not in text, name
     assert "durabletopic_leader 0.0" in text
+
+
+def test_each_topic_has_its_five_health_series_with_their_numbers() -> None:
+    metrics = Metrics()
+    metrics.set_health(REF, "orders", ReplicaHealth(3, 2, 1, 0, 1, with_eligible_leaders=1))
+    metrics.set_health(ObjectRef("team", "payments"), "payments", ReplicaHealth(1, 0, 0, 1, 0), cluster="b")
+    metrics.set_health(REF, "orders", ReplicaHealth(3, 2, 1, 0, 0, with_eligible_leaders=1))
+    text = metrics.text().splitlines()
+    assert "# TYPE durabletopic_partitions_under_replicated gauge" in text
+    for name, orders, payments in (
+        ("durabletopic_partitions_under_replicated", "2.0", "0.0"),
+        ("durabletopic_partitions_under_min_isr", "1.0", "0.0"),
+        ("durabletopic_partitions_at_min_isr", "0.0", "1.0"),
+        ("durabletopic_partitions_offline", "0.0", "0.0"),
+        ("durabletopic_partitions_with_eligible_leader_replicas", "1.0", "0.0"),
+    ):
+        assert series(metrics, name) == [
+            f'{name}{{cluster="default",topic="orders"}} {orders}',
+            f'{name}{{cluster="b",topic="payments"}} {payments}',
+        ], name
 
 
 def test_kafka_up_says_whether_kafka_answers() -> None:

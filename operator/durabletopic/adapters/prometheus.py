@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
+from durabletopic.adapters.healthseries import TopicHealthSeries
 from durabletopic.core.health import ReplicaHealth
 from durabletopic.core.model import ObjectRef
 
@@ -43,34 +44,8 @@ class Metrics:
             ["namespace", "name", "topic", "key", "severity", "action"],
             registry=r,
         )
-        self.under_replicated = Gauge(
-            "durabletopic_partitions_under_replicated",
-            "Partitions whose ISR is smaller than their replicas.",
-            ["cluster", "topic"],
-            registry=r,
-        )
-        self.under_min_isr = Gauge(
-            "durabletopic_partitions_under_min_isr",
-            "Partitions with no leader or fewer in-sync replicas than min.insync.replicas: acks=all producers fail.",
-            ["cluster", "topic"],
-            registry=r,
-        )
-        self.at_min_isr = Gauge(
-            "durabletopic_partitions_at_min_isr",
-            "Partitions exactly at min.insync.replicas: one more failure stops acks=all producers.",
-            ["cluster", "topic"],
-            registry=r,
-        )
-        self.offline = Gauge(
-            "durabletopic_partitions_offline", "Partitions with no leader.", ["cluster", "topic"], registry=r
-        )
-        self.eligible_leaders = Gauge(
-            "durabletopic_partitions_with_eligible_leader_replicas",
-            "Partitions under min.insync.replicas or leaderless that have eligible leader replicas "
-            "(Kafka 4.x, KIP-966): replicas out of the ISR that can still be elected cleanly.",
-            ["cluster", "topic"],
-            registry=r,
-        )
+        self.health = TopicHealthSeries()
+        r.register(self.health)
         self.audit_findings = Gauge(
             "durabletopic_audit_findings",
             "Cluster audit findings by rule.",
@@ -175,10 +150,7 @@ class Metrics:
         if not leading:
             for gauge in (
                 self.drift,
-                self.under_replicated,
-                self.under_min_isr,
-                self.at_min_isr,
-                self.offline,
+                self.health,
                 self.resources,
                 self.audit_findings,
                 self.policy_violations,
@@ -214,11 +186,7 @@ class Metrics:
                 self._release_topic(previous)
             self._health_topics[ref] = key
             self._topic_users[key] += 1
-        self.under_replicated.labels(*key).set(health.under_replicated)
-        self.under_min_isr.labels(*key).set(health.under_min_isr)
-        self.at_min_isr.labels(*key).set(health.at_min_isr)
-        self.offline.labels(*key).set(health.offline)
-        self.eligible_leaders.labels(*key).set(health.with_eligible_leaders)
+        self.health.set(key, health)
 
     def forget(self, ref: ObjectRef) -> None:
         """Drops every series of a deleted DurableTopic, each in O(1)."""
@@ -236,18 +204,7 @@ class Metrics:
         self._topic_users[key] -= 1
         if self._topic_users[key] <= 0:
             del self._topic_users[key]
-            self._remove_health(key)
-
-    def _remove_health(self, key: tuple[str, str]) -> None:
-        for gauge in (
-            self.under_replicated,
-            self.under_min_isr,
-            self.at_min_isr,
-            self.offline,
-            self.eligible_leaders,
-        ):
-            with contextlib.suppress(KeyError):
-                gauge.remove(*key)
+            self.health.remove(key)
 
     def set_audit(self, counts: Mapping[tuple[str, str], int], cluster: str = DEFAULT_CLUSTER) -> None:
         """The audit gauges of one cluster: exactly the (rule, severity) pairs found, with their counts."""
