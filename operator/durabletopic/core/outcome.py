@@ -30,8 +30,9 @@ from durabletopic.core.rules import Violation
 Event = tuple[str, str, str]
 
 # A topic just created is often not yet in every broker's metadata. The next pass, a moment later,
-# writes Ready instead of this one writing Creating first, for at most this many passes.
-DEFERRED_WRITES = 3
+# writes Ready instead of this one writing Creating first, for at most this many passes: with the
+# retry delays (0.5, 1, 2, 4, 4 s) about 11.5 s, as long as metadata lagged under a burst of 10,000.
+DEFERRED_WRITES = 5
 TOPIC_ALREADY_EXISTS = "TOPIC_ALREADY_EXISTS"
 # Kafka's refusals that mean the cluster cannot hold the topic as asked, rather than a bad config.
 KAFKA_ERROR_REASONS = {

@@ -57,8 +57,11 @@ async def test_idle_pass_writes_nothing(harness: Harness) -> None:
     assert all(harness.ready(ref) for ref in refs)
 
 
-async def test_created_topic_not_yet_visible_gets_one_status_write(harness: Harness) -> None:
-    harness.kafka.hidden_after_create = 2
+@pytest.mark.parametrize("reads_that_miss_it", [1, 8])
+async def test_created_topic_not_yet_visible_gets_one_status_write(
+    harness: Harness, reads_that_miss_it: int
+) -> None:
+    harness.kafka.hidden_after_create = reads_that_miss_it
     ref = harness.apply("orders")
     await harness.step()
     assert harness.kube.status_writes == [], "no Creating status written while metadata spreads"
