@@ -75,6 +75,25 @@ def test_overrides_are_the_topics_own_settings_and_effective_is_everything() -> 
     }
 
 
+def test_topics_read_apart_hold_one_string_for_each_config_name_and_value() -> None:
+    def fresh(text: str) -> str:  # a string object of its own, as each decoded answer brings
+        return "".join(list(text))
+
+    def read() -> dict[str, ConfigEntry]:
+        return {
+            fresh(name): entry(fresh(name), fresh(e.value) if e.value else None, e.source)
+            for name, e in TOPIC_CONFIGS.items()
+        }
+
+    (first_overrides, first), (_, second) = split_configs(read()), split_configs(read())
+    assert first == second
+    for (first_name, first_value), (second_name, second_value) in zip(
+        first.items(), second.items(), strict=True
+    ):
+        assert first_name is second_name and first_value is second_value, first_name
+    assert all(first_overrides[name] is first[name] for name in first_overrides)
+
+
 def test_topic_description_becomes_observed_topic() -> None:
     topic_id = Uuid(0x0123456789ABCDEF, 0x0FEDCBA987654321)
     description = TopicDescription(

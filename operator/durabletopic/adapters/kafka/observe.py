@@ -7,6 +7,7 @@ from typing import Any
 
 from confluent_kafka.admin import ConfigEntry, ConfigSource  # type: ignore[attr-defined]  # no __all__ there
 
+from durabletopic.adapters.kafka.configmaps import ConfigMaps
 from durabletopic.core.model import Broker, ClusterInfo, ObservedTopic, PartitionState
 
 _TOPIC_OVERRIDE = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
@@ -43,18 +44,13 @@ def split_configs(entries: Mapping[str, ConfigEntry]) -> tuple[dict[str, str], d
 
     Entries without a value (sensitive ones) are left out of both.
     """
-    overrides: dict[str, str] = {}
-    effective: dict[str, str] = {}
+    maps = ConfigMaps()
     for name, entry in entries.items():
-        value = entry.value
-        if value is None:
-            continue
-        effective[name] = value
         source: Any = entry.source
         # A plain int in confluent-kafka 2.x; compared without building an enum per entry (hot path).
-        if source == _TOPIC_OVERRIDE or source is ConfigSource.DYNAMIC_TOPIC_CONFIG:
-            overrides[name] = value
-    return overrides, effective
+        override = source == _TOPIC_OVERRIDE or source is ConfigSource.DYNAMIC_TOPIC_CONFIG
+        maps.add(name, entry.value, override=override)
+    return maps.overrides, maps.effective
 
 
 def observe_topic(

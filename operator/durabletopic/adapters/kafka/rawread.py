@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from durabletopic.adapters.kafka.configmaps import ConfigMaps
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS
 from durabletopic.core.model import Broker, ClusterInfo, ObservedTopic, PartitionState
 from durabletopic.loop.ports import TopicReads
@@ -231,15 +232,10 @@ def decode_chunk(answer: ChunkAnswer) -> tuple[TopicReads, ClusterInfo]:
         found = entries.get(name)
         if topic.error_code != NO_ERROR or found is None:
             continue
-        overrides: dict[str, str] = {}
-        effective: dict[str, str] = {}
+        maps = ConfigMaps()
         for entry in found:
-            if entry.value is None:
-                continue
-            effective[entry.name] = entry.value
-            if entry.config_source == DYNAMIC_TOPIC_CONFIG:
-                overrides[entry.name] = entry.value
-        if MIN_INSYNC_REPLICAS not in effective:  # every topic has it: its absence is no answer
+            maps.add(entry.name, entry.value, override=entry.config_source == DYNAMIC_TOPIC_CONFIG)
+        if MIN_INSYNC_REPLICAS not in maps.effective:  # every topic has it: its absence is no answer
             continue
         partitions = sorted(
             (
@@ -257,8 +253,8 @@ def decode_chunk(answer: ChunkAnswer) -> tuple[TopicReads, ClusterInfo]:
             name=name,
             topic_id=topic_id_text(topic.topic_id),
             partitions=tuple(partitions),
-            overrides=overrides,
-            effective=effective,
+            overrides=maps.overrides,
+            effective=maps.effective,
             configs_complete=name in answer.complete,
         )
     brokers = sorted(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from durabletopic.adapters.kafka.configmaps import ConfigMaps
 from durabletopic.adapters.kafka.rawread import (
     ChunkAnswer,
     RawRequest,
@@ -297,16 +298,12 @@ class Reassigner:
             if MIN_INSYNC_REPLICAS not in entries:  # every topic has it: its absence is no answer
                 out[name] = None
                 continue
-            overrides: dict[str, str] = {}
-            effective: dict[str, str] = {}
+            maps = ConfigMaps()
             for key, entry in entries.items():
-                value = entry.get("value")
-                if value is None:
-                    continue
-                effective[key] = value
-                if entry.get("config_source") == "DYNAMIC_TOPIC_CONFIG":
-                    overrides[key] = value
-            out[name] = (overrides, effective)
+                maps.add(
+                    key, entry.get("value"), override=entry.get("config_source") == "DYNAMIC_TOPIC_CONFIG"
+                )
+            out[name] = (maps.overrides, maps.effective)
         return out
 
     def _pem_as_files(self, client_config: Mapping[str, str]) -> dict[str, str]:
