@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -205,6 +206,22 @@ class Bench:
             time.sleep(1.0)
         return time.monotonic() - started
 
+    def wait_logs_removed(self, names: Sequence[str], timeout: float = 600.0) -> float:
+        """Waits until no broker's log directory holds a partition of these topics; returns the seconds
+        waited. A broker renames a deleted partition's directory and removes it only after
+        file.delete.delay.ms (60 s by default): thousands of removals would load the next run."""
+        started = time.monotonic()
+        wanted = set(names)
+        while time.monotonic() - started < timeout:
+            if not any(
+                partition_topic(entry.name) in wanted
+                for broker in self.bed.layout.data_dir.glob("broker-*")
+                for entry in os.scandir(broker)
+            ):
+                break
+            time.sleep(1.0)
+        return time.monotonic() - started
+
     def topic_configs(
         self, names: Sequence[str], keys: Iterable[str] = TOPIC_CONFIGS
     ) -> dict[str, dict[str, str]]:
@@ -279,12 +296,25 @@ def _failures(futures: Mapping[Any, Future[Any]], timeout: float) -> dict[str, s
     return failures
 
 
+# From this many deleted topics on, the cleanup also waits for the brokers to remove their log
+# directories (60 s after the deletion with Kafka's defaults); a few hundred removals load nothing.
+WAIT_LOG_REMOVAL_FROM = 1000
+
+
+def partition_topic(directory: str) -> str:
+    """The topic of a partition's log directory: `orders-0`, or `orders-0.<id>-delete` once deleted."""
+    if directory.endswith("-delete"):
+        directory = directory.rsplit(".", 1)[0]
+    return directory.rsplit("-", 1)[0]
+
+
 def cleanup(bench: Bench, namespace: str, names: Sequence[str]) -> None:
     say(f"cleanup: deleting namespace {namespace} and {len(names)} topics")
     took = bench.delete_namespace(namespace)
     failed = bench.delete_topics(names)
     gone = bench.wait_topics_gone(names)
+    removed = bench.wait_logs_removed(names) if len(names) >= WAIT_LOG_REMOVAL_FROM else 0.0
     say(
         f"cleanup done (namespace gone in {took:.1f} s, {failed} topic deletions failed, "
-        f"topics gone from Kafka's metadata {gone:.1f} s after)"
+        f"topics gone from Kafka's metadata {gone:.1f} s after, their log directories {removed:.1f} s after that)"
     )
