@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bench import brokergc
 from bench.cluster import Bench, testbed_up
 from bench.metrics import API, DRIFT_DETECTED, SWEEP_COUNT, SWEEP_SUM, MetricsSnapshot, request_counts
 from bench.operator_run import OperatorRun
@@ -134,6 +135,7 @@ def drift(
     say(f"weakening {k} topics out of band ({key}=1), {mode}")
     started = time.monotonic()
     weakened: dict[str, float] = {}
+    weakened_at: dict[str, float] = {}  # wall clock, to set beside the operator's log
     detected: dict[str, float] = {}
     reverted: dict[str, float] = {}
     seen_weak: set[str] = set()
@@ -146,6 +148,7 @@ def drift(
             bench.weaken(due, key, "1")
             done = time.monotonic()
             weakened.update(dict.fromkeys(due, done))
+            weakened_at.update(dict.fromkeys(due, time.time()))
         polls += 1
         if len(detected) < len(weakened):
             m = operator.metrics([DRIFT_DETECTED])
@@ -177,6 +180,14 @@ def drift(
         "detect_seconds": stats(list(detected.values())),
         "revert_seconds": stats(list(reverted.values())),
         "final_min_insync_replicas": {t: final.get(t, {}).get(key) for t in sorted(targets)},
+        "per_topic": {
+            t: {
+                "weakened_at": round(weakened_at[t], 3) if t in weakened_at else None,
+                "detect_seconds": round(detected[t], 3) if t in detected else None,
+                "revert_seconds": round(reverted[t], 3) if t in reverted else None,
+            }
+            for t in sorted(targets)
+        },
         "two_sweep_intervals_seconds": 2 * operator.sweep_interval,
     }
 
@@ -236,7 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("measuring one idle sweep")
             result["idle_sweep"] = one_idle_sweep(run.operator, run.watcher)
             say(f"measuring idle CPU over {args.idle_seconds:.0f} s")
+            gc_at, started = brokergc.sample(bed.state_dir), time.monotonic()
             result["idle"] = idle_cpu(run.operator, run.watcher, args.idle_seconds)
+            gc_now, now = brokergc.sample(bed.state_dir), time.monotonic()
+            result["idle"]["brokers_gc"] = brokergc.window(gc_at, gc_now, now - started)
+            gc_at, started = gc_now, now
             result["drift"] = drift(
                 bench,
                 run.operator,
@@ -245,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 poll=args.poll_interval,
                 seed=args.seed,
                 at_once=args.at_once,
+            )
+            result["drift"]["brokers_gc"] = brokergc.window(
+                gc_at, brokergc.sample(bed.state_dir), time.monotonic() - started
             )
             ok = result["drift"]["reverted"] == args.weaken
         say("all done; stopping the operator")
@@ -269,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({idle['cpu_seconds']:.2f} CPU s), API writes {idle['api_writes']}, "
             f"status writes seen {idle['status_writes_seen_by_watch']}"
         )
+        print(f"  {brokergc.summary(idle['brokers_gc'])}")
         d = result["drift"]
         print(
             f"drift: {d['weakened']} topics weakened ({d['mode']}); {d['detected']} detected, "
@@ -278,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"  revert: {fmt_stats(d['revert_seconds'])} (two sweep intervals = {d['two_sweep_intervals_seconds']} s)"
         )
+        print(f"  {brokergc.summary(d['brokers_gc'])}")
     print_operator(run.result["operator"])
     write_json(args.json, result)
     return 0 if ok else 1

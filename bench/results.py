@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ from typing import Any
 from tests.testbed import K8S_VERSION, KAFKA_VERSION
 from tests.testbed.config import kafka_threads
 
+from bench import brokergc
 from bench.stats import fmt_stats
 
 THREADS = 16
@@ -72,7 +74,30 @@ def machine_info() -> dict[str, Any]:
         # small: num.network.threads=2, num.io.threads=4; default: Kafka's own (3 and 8)
         "kafka_threads": kafka_threads(os.environ),
         "loadavg": list(os.getloadavg()),
+        "libraries": library_versions(),
     }
+
+
+# The operator's dependencies are not pinned: a result says which versions it ran with.
+LIBRARIES = (
+    "kopf",
+    "kubernetes",
+    "confluent-kafka",
+    "kafka-python",
+    "pydantic",
+    "prometheus-client",
+    "aiohttp",
+)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def write_json(path: str | Path | None, result: Mapping[str, Any]) -> None:
@@ -129,6 +154,8 @@ def print_setup(result: Mapping[str, Any], n: int) -> None:
     )
     print(f"  per-topic latency (Ready - created): {fmt_stats(result['latency_seconds'])}")
     print(f"  operator CPU until Ready: {result['operator_cpu_seconds']:.2f} s")
+    if "brokers_gc_until_ready" in result:
+        print(f"  until Ready, {brokergc.summary(result['brokers_gc_until_ready'])}")
     print(
         f"  status writes seen by the watch: {result['watch_modified_events']} "
         f"(of which not Ready: {result['watch_not_ready_writes']})"

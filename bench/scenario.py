@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import brokergc
 from bench.cluster import Bench, cleanup, object_names
 from bench.metrics import request_counts
 from bench.operator_run import OperatorRun
@@ -40,6 +41,7 @@ def apply_and_wait(
     """Creates the N objects at once and measures until all are Ready and Kafka has been checked."""
     before = operator.counters()
     cpu_before = operator.cpu_seconds()
+    gc_before = brokergc.sample(bench.bed.state_dir)
     began = time.monotonic()
     say(f"creating {len(names)} DurableTopics in {namespace} from {bench.threads} threads")
     sent = bench.create_objects(namespace, names)
@@ -49,6 +51,7 @@ def apply_and_wait(
     ready_at = time.monotonic()
     cpu_at_ready = operator.cpu_seconds()
     at_ready = operator.counters()
+    gc_until_ready = brokergc.window(gc_before, brokergc.sample(bench.bed.state_dir), ready_at - began)
     ready_seconds = (
         (max(watcher.ready[n] for n in names if n in watcher.ready) - began) if watcher.ready else None
     )
@@ -78,6 +81,7 @@ def apply_and_wait(
         "watch_modified_events": watcher.modified_count(),
         "watch_not_ready_writes": dict(watcher.not_ready_writes),
         "ready_wall_seconds_after_create": round(ready_at - began - created, 3),
+        "brokers_gc_until_ready": gc_until_ready,
     }
     return result
 

@@ -70,6 +70,10 @@ Writing = Callable[[], Awaitable[None]]
 # A settled object's topic has only the planner's config keys read (a few instead of every config);
 # every config is read again at least this often, to see overrides set out of band.
 COMPLETE_CONFIGS_EVERY_SECONDS = 300.0
+# Sweeps start one interval apart, start to start, so that a Kafka slow to answer does not stretch the time
+# a change waits to be seen; but at least this share of the interval passes between the end of one sweep
+# and the start of the next, so that a struggling Kafka is not read back to back.
+SWEEP_LEAST_PAUSE_SHARE = 0.2
 # The `cluster` label of the operator's own bootstrap servers.
 DEFAULT_CLUSTER_LABEL = "default"
 
@@ -338,10 +342,12 @@ class Controller:
                 self._drained.set()
 
     async def sweep(self) -> None:
-        """Every sweep interval: quiet objects whose topics are as their last pass saw them are checked
-        by one read per chunk of topics; every other managed object is marked due. Times the check."""
+        """Every sweep interval (start to start, see `next_sweep_start`): quiet objects whose topics are as
+        their last pass saw them are checked by one read per chunk of topics; every other managed object
+        is marked due. Times the check."""
+        next_start = time.monotonic() + self.sweep_interval
         while True:
-            await asyncio.sleep(self.sweep_interval)
+            await asyncio.sleep(max(0.0, next_start - time.monotonic()))
             started = time.monotonic()
             self._drained.clear()
             await self.sweep_once()
@@ -352,6 +358,7 @@ class Controller:
                 self.metrics.record_sweep(time.monotonic() - started)
             except TimeoutError:
                 log.warning("sweep not finished within %.0f s", self.sweep_interval * 3)
+            next_start = next_sweep_start(started, time.monotonic(), self.sweep_interval)
 
     def _sweep_due(self, refs: Iterable[ObjectRef]) -> None:
         for ref in refs:
@@ -974,6 +981,12 @@ class Controller:
 
     def _count_resources(self) -> None:
         self.metrics.set_resources(self.store.counts())
+
+
+def next_sweep_start(started: float, ended: float, interval: float) -> float:
+    """One interval after the last sweep started, and not sooner than SWEEP_LEAST_PAUSE_SHARE of an
+    interval after it ended."""
+    return max(started + interval, ended + interval * SWEEP_LEAST_PAUSE_SHARE)
 
 
 def _says_the_same_by_key(complete: ObservedTopic, by_key: ObservedTopic) -> bool:

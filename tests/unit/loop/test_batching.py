@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from durabletopic.core.configs import MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION
+from durabletopic.loop.controller import next_sweep_start
 from tests.unit.loop.conftest import Harness, until
 
 
@@ -115,3 +116,18 @@ async def test_the_next_pass_acts_on_kafka_while_the_last_pass_writes_and_an_obj
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("started", "ended", "expected"),
+    [
+        (100.0, 100.5, 110.0),  # a quick sweep: the next one interval after this one started
+        (100.0, 107.0, 110.0),  # a slow Kafka does not push the next sweep back
+        (100.0, 109.0, 111.0),  # never less than a fifth of an interval between two sweeps
+        (100.0, 125.0, 127.0),  # nor after a sweep longer than its interval
+    ],
+)
+def test_sweeps_start_one_interval_apart_with_a_pause_between_them(
+    started: float, ended: float, expected: float
+) -> None:
+    assert next_sweep_start(started, ended, 10.0) == pytest.approx(expected)
