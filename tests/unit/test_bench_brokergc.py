@@ -34,9 +34,13 @@ def test_a_window_is_the_difference_of_two_samples_and_names_the_busiest_broker(
         "old_used_percent": 100.0,
     }
     assert measured["broker-2"]["gc_share"] == 0.008
-    assert summary(measured) == (
+    assert summary(measured).startswith(
         "brokers' GC: up to 50 % of the window (broker-1, 12 full collections); "
-        "old generation up to 100 % full"
+        "old generation up to 100 % full (the brokers are short of heap"
+    )
+    quiet = window(before, {**after, "broker-1": GcSample(101.0, 80, 60.0)}, 60.0)
+    assert summary(quiet) == (
+        "brokers' GC: up to 2 % of the window (broker-1, 0 full collections); old generation up to 60 % full"
     )
 
 

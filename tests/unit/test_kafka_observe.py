@@ -94,6 +94,21 @@ def test_topics_read_apart_hold_one_string_for_each_config_name_and_value() -> N
     assert all(first_overrides[name] is first[name] for name in first_overrides)
 
 
+def test_topics_with_the_same_configs_share_one_dict_and_a_different_topic_has_its_own() -> None:
+    def read(**changed: str) -> dict[str, ConfigEntry]:
+        return {
+            name: entry(name, changed.get(name.replace(".", "_"), e.value), e.source)
+            for name, e in TOPIC_CONFIGS.items()
+        }
+
+    first_overrides, first = split_configs(read())
+    second_overrides, second = split_configs(read())
+    assert second is first and second_overrides is first_overrides
+    _, weakened = split_configs(read(min_insync_replicas="1"))
+    assert weakened is not first
+    assert weakened["min.insync.replicas"] == "1" and first["min.insync.replicas"] == "2"
+
+
 def test_topic_description_becomes_observed_topic() -> None:
     topic_id = Uuid(0x0123456789ABCDEF, 0x0FEDCBA987654321)
     description = TopicDescription(

@@ -178,7 +178,8 @@ class ObservedTopic:
     """A topic as Kafka describes it.
 
     `overrides` holds the configs set on the topic itself; `effective` holds the value in force
-    for every config that was read, broker defaults included.
+    for every config that was read, broker defaults included. Neither is ever changed once built:
+    the reads of topics with equal configs share one dict.
     """
 
     name: str

@@ -50,7 +50,7 @@ def split_configs(entries: Mapping[str, ConfigEntry]) -> tuple[dict[str, str], d
         # A plain int in confluent-kafka 2.x; compared without building an enum per entry (hot path).
         override = source == _TOPIC_OVERRIDE or source is ConfigSource.DYNAMIC_TOPIC_CONFIG
         maps.add(name, entry.value, override=override)
-    return maps.overrides, maps.effective
+    return maps.done()
 
 
 def observe_topic(

@@ -235,7 +235,7 @@ def decode_chunk(answer: ChunkAnswer) -> tuple[TopicReads, ClusterInfo]:
         maps = ConfigMaps()
         for entry in found:
             maps.add(entry.name, entry.value, override=entry.config_source == DYNAMIC_TOPIC_CONFIG)
-        if MIN_INSYNC_REPLICAS not in maps.effective:  # every topic has it: its absence is no answer
+        if MIN_INSYNC_REPLICAS not in maps:  # every topic has it: its absence is no answer
             continue
         partitions = sorted(
             (
@@ -249,12 +249,13 @@ def decode_chunk(answer: ChunkAnswer) -> tuple[TopicReads, ClusterInfo]:
             ),
             key=lambda p: p.partition,
         )
+        overrides, effective = maps.done()
         observed[name] = ObservedTopic(
             name=name,
             topic_id=topic_id_text(topic.topic_id),
             partitions=tuple(partitions),
-            overrides=maps.overrides,
-            effective=maps.effective,
+            overrides=overrides,
+            effective=effective,
             configs_complete=name in answer.complete,
         )
     brokers = sorted(

@@ -303,7 +303,7 @@ class Reassigner:
                 maps.add(
                     key, entry.get("value"), override=entry.get("config_source") == "DYNAMIC_TOPIC_CONFIG"
                 )
-            out[name] = (maps.overrides, maps.effective)
+            out[name] = maps.done()
         return out
 
     def _pem_as_files(self, client_config: Mapping[str, str]) -> dict[str, str]:
