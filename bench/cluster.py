@@ -241,9 +241,12 @@ class Bench:
 
     def verify_topics(self, names: Sequence[str]) -> dict[str, Any]:
         """Checks in Kafka that every topic exists with 1 partition, RF 3, min ISR 2 and unclean election
-        off: batched DescribeTopics and DescribeConfigs, 1,000 topics per request."""
+        off, and that every partition has at least min ISR replicas in sync (a topic with fewer accepts
+        no write with acks=all); counts the topics with a replica out of sync. Batched DescribeTopics and
+        DescribeConfigs, 1,000 topics per request."""
         began = time.monotonic()
         problems: dict[str, str] = {}
+        under_replicated = 0
         configs = self.topic_configs(names)
         for chunk in chunked(names, KAFKA_CHUNK):
             futures = self.admin.describe_topics(TopicCollection(chunk), request_timeout=60)
@@ -253,9 +256,10 @@ class Bench:
                 except KafkaException as error:
                     problems[name] = f"describe_topics: {error.args[0].name()}"
                     continue
-                replicas = {len(p.replicas) for p in description.partitions}
-                if len(description.partitions) != PARTITIONS or replicas != {REPLICATION_FACTOR}:
-                    problems[name] = f"{len(description.partitions)} partitions, replicas {sorted(replicas)}"
+                problem = layout_problem(description.partitions)
+                if problem is not None:
+                    problems[name] = problem
+                under_replicated += any(len(p.isr) < len(p.replicas) for p in description.partitions)
         for name in names:
             seen = configs.get(name)
             if seen is None:
@@ -265,6 +269,7 @@ class Bench:
         return {
             "checked": len(names),
             "ok": len(names) - len(problems),
+            "under_replicated": under_replicated,
             "problems": dict(sorted(problems.items())[:20]),
             "seconds": round(time.monotonic() - began, 3),
         }
@@ -282,6 +287,18 @@ class Bench:
         failures = _failures(self.admin.incremental_alter_configs(resources, request_timeout=30), 40)
         if failures:
             raise RuntimeError(f"incremental_alter_configs failed: {failures}")
+
+
+def layout_problem(partitions: Sequence[Any]) -> str | None:
+    """What is wrong with a benchmark topic's partitions as described: their number, their replicas, or
+    fewer replicas in sync than min.insync.replicas; None when nothing is."""
+    replicas = {len(p.replicas) for p in partitions}
+    if len(partitions) != PARTITIONS or replicas != {REPLICATION_FACTOR}:
+        return f"{len(partitions)} partitions, replicas {sorted(replicas)}"
+    in_sync = min(len(p.isr) for p in partitions)
+    if in_sync < MIN_INSYNC_REPLICAS:
+        return f"{in_sync} replica(s) in sync, fewer than min.insync.replicas={MIN_INSYNC_REPLICAS}"
+    return None
 
 
 def _failures(futures: Mapping[Any, Future[Any]], timeout: float) -> dict[str, str]:

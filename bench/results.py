@@ -147,7 +147,10 @@ def print_requests(label: str, counts: Mapping[str, Any]) -> None:
 
 def print_setup(result: Mapping[str, Any], n: int) -> None:
     ready = result.get("ready_seconds")
-    print(f"  N = {n}: {result.get('ready_count')}/{n} Ready, {result['verify']['ok']}/{n} verified in Kafka")
+    print(
+        f"  N = {n}: {result.get('ready_count')}/{n} Ready, {result['verify']['ok']}/{n} verified in Kafka "
+        f"({result['verify'].get('under_replicated', 0)} with a replica out of sync)"
+    )
     print(f"  objects created in {result['create_seconds']:.2f} s ({THREADS} threads)")
     print(
         f"  all Ready after {ready if ready is None else f'{ready:.2f}'} s; verified after {result['verified_seconds']:.2f} s"
