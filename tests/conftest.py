@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests import failure_logs
 from tests.testbed import SecondKafka, Testbed
 from tests.testbed.node import Node
 
@@ -48,6 +49,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _BED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.testbed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    failure_logs.remember_offsets(item)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that ran an operator shows what the operator logged meanwhile; one that ran the
+    operator in Pods shows the Pods' logs."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    report.sections.extend(failure_logs.operator_sections(item))
+    funcargs = getattr(item, "funcargs", {})
+    if "node" in funcargs and "testbed" in funcargs:
+        report.sections.extend(failure_logs.pod_sections(funcargs["testbed"]))
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -236,16 +236,22 @@ def test_deleting_the_leader_pod_hands_over_at_once_and_the_pod_is_replaced(
     cluster = release.cluster
     pods = cluster.wait_ready_pods(RELEASE_NAMESPACE, SELECTOR)
     leader = wait_for("a leader", lambda: cluster.leader_pod(RELEASE_NAMESPACE, pods), 60)
-    other = next(p["metadata"]["name"] for p in pods if p["metadata"]["name"] != leader)
+    standby = next(p["metadata"]["name"] for p in pods if p["metadata"]["name"] != leader)
+
+    def new_leader() -> str | None:
+        led_by = cluster.leader_pod(RELEASE_NAMESPACE, cluster.pods(RELEASE_NAMESPACE, SELECTOR))
+        return led_by if led_by != leader else None
+
     started = time.monotonic()
     cluster.kubectl("delete", "pod", leader, "-n", RELEASE_NAMESPACE, "--wait=false")
-    wait_for(
-        "the other replica to lead", lambda: cluster.leader_pod(RELEASE_NAMESPACE, pods) == other or None, 15
-    )
+    successor = wait_for("another replica to lead", new_leader, 15)
     handover = time.monotonic() - started
-    print(f"\nthe other replica led {handover:.1f} s after the leader Pod was deleted")
+    role = "the standby" if successor == standby else "the replacement Pod"
+    print(f"\n{role} {successor} led {handover:.1f} s after the leader Pod was deleted")
     # The leader gives the Lease up on SIGTERM, before anything else stops: the standby takes it at its
     # next try (every 2 s), not when the Lease expires (10 s) or when the old Pod has finished exiting.
+    # The Pod that replaces the deleted one may start before the kubelet signals the old one, and then
+    # its first try can come before the standby's next: either way the handover is at once.
     assert handover < 5, f"the handover took {handover:.1f} s: the Lease was not given up at once"
     replaced = cluster.wait_ready_pods(RELEASE_NAMESPACE, SELECTOR)
     assert leader not in {p["metadata"]["name"] for p in replaced}
