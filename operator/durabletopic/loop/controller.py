@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 __all__ = ["FINALIZER", "Controller", "utc_now"]
 
 BATCH_LINGER_SECONDS = 0.02
+# A topic just created may not be in the metadata of the broker that answers the confirming read yet:
+# the topics not seen are read again after each of these delays, within the pass, before their objects
+# are left for a later pass.
+CONFIRM_REREAD_DELAYS = (0.1, 0.2, 0.4)
 # A pass's writes to the API server, drawn up and not yet sent.
 Writing = Callable[[], Awaitable[None]]
 # A settled object's topic has only the planner's config keys read (a few instead of every config);
@@ -110,6 +114,7 @@ class Controller:
         self.metrics = metrics
         self.operator_floors = policy
         self.batch_size = batch_size
+        self.confirm_reread_delays = CONFIRM_REREAD_DELAYS
         self.default_sweep_interval = sweep_interval
         self.resync_interval = resync_interval
         self.now = now
@@ -764,6 +769,8 @@ class Controller:
         if acted:
             confirmed = await self.kafka.read_topics(acted)
             after.update(confirmed.observed)
+            made = {a.name for a in actions if isinstance(a, CreateTopic) and errors.get(a.name) is None}
+            after.update(await self._reread_unseen(made, after))
 
         move_finished = False
         for obj, spec in work:
@@ -823,6 +830,26 @@ class Controller:
         if broker_throttle_removable(move_finished, list(moves or {}), list(reassigned)):
             await self.mover.set_broker_throttle(cluster, None)
         return results
+
+    async def _reread_unseen(
+        self, created: set[str], after: Mapping[str, ObservedTopic | None]
+    ) -> dict[str, ObservedTopic]:
+        """Topics this pass created that its confirming read did not see (the broker that answered had
+        not applied the new metadata yet), read again a moment later, those alone: seen now, their
+        objects get their status in this pass, not a full pass later."""
+        seen: dict[str, ObservedTopic] = {}
+        for delay in self.confirm_reread_delays:
+            unseen = sorted(name for name in created if after.get(name) is None and name not in seen)
+            if not unseen:
+                break
+            await asyncio.sleep(delay)
+            try:
+                again = await self.kafka.read_topics(unseen)
+            except KafkaUnavailable as error:
+                log.debug("created topics not read again: %s", error)
+                break
+            seen.update({name: topic for name, topic in again.observed.items() if topic is not None})
+        return seen
 
     async def _execute(self, actions: list[Any]) -> dict[str, TopicError | None]:
         creates = [a for a in actions if isinstance(a, CreateTopic)]
