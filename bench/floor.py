@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bench import bedcpu
 from bench.cluster import Bench, cleanup, object_names, testbed_up
 from bench.results import add_common_args, machine_info, new_run_id, result_header, say, write_json
 
@@ -60,6 +61,7 @@ def run_floor(bench: Bench, n: int, run_id: str, *, keep: bool = False) -> dict[
     bench.create_namespace(namespace)
     try:
         say(f"floor: creating {n} objects from {bench.threads} threads")
+        cpu_before = bedcpu.sample(bench.bed.state_dir)
         began = time.monotonic()
         bench.create_objects(namespace, names)
         objects = time.monotonic() - began
@@ -71,6 +73,7 @@ def run_floor(bench: Bench, n: int, run_id: str, *, keep: bool = False) -> dict[
         began = time.monotonic()
         bench.patch_statuses(namespace, names, realistic_status)
         patches = time.monotonic() - began
+        cpu = bedcpu.window(cpu_before, bedcpu.sample(bench.bed.state_dir), objects + topics + patches)
     finally:
         if keep:
             say(f"kept namespace {namespace} and topics bf-{run_id}-*")
@@ -84,6 +87,7 @@ def run_floor(bench: Bench, n: int, run_id: str, *, keep: bool = False) -> dict[
         "create_topics_requests": requests,
         "status_patches_seconds": round(patches, 3),
         "total_seconds": round(objects + topics + patches, 3),
+        "cpu": cpu,
     }
 
 
@@ -96,6 +100,8 @@ def print_floor(floor: dict[str, Any]) -> None:
     )
     print(f"  {floor['n']} status patches:         {floor['status_patches_seconds']:8.2f} s")
     print(f"  floor (sum):                {floor['total_seconds']:8.2f} s")
+    if "cpu" in floor:
+        print(f"  {bedcpu.summary(floor['cpu'])}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,13 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (utime+stime) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 class ProcSampler:
     """CPU seconds (utime+stime) and memory of one process, from /proc; VmRSS sampled every 0.5 s."""
 
@@ -27,10 +34,7 @@ class ProcSampler:
         return self
 
     def cpu_seconds(self) -> float:
-        text = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = text.rsplit(")", 1)[1].split()
-        # fields[0] is field 3 (state): utime and stime are fields 14 and 15
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.pid)
 
     def status_kib(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

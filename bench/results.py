@@ -19,7 +19,7 @@ from typing import Any
 from tests.testbed import K8S_VERSION, KAFKA_VERSION
 from tests.testbed.config import kafka_threads
 
-from bench import brokergc
+from bench import bedcpu, brokergc
 from bench.stats import fmt_stats
 
 THREADS = 16
@@ -159,6 +159,8 @@ def print_setup(result: Mapping[str, Any], n: int) -> None:
     print(f"  operator CPU until Ready: {result['operator_cpu_seconds']:.2f} s")
     if "brokers_gc_until_ready" in result:
         print(f"  until Ready, {brokergc.summary(result['brokers_gc_until_ready'])}")
+    if "cpu_until_ready" in result:
+        print(f"  until Ready, {bedcpu.summary(result['cpu_until_ready'])}")
     print(
         f"  status writes seen by the watch: {result['watch_modified_events']} "
         f"(of which not Ready: {result['watch_not_ready_writes']})"

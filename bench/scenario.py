@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import brokergc
+from bench import bedcpu, brokergc
 from bench.cluster import Bench, cleanup, object_names
 from bench.metrics import request_counts
 from bench.operator_run import OperatorRun
@@ -42,6 +42,7 @@ def apply_and_wait(
     before = operator.counters()
     cpu_before = operator.cpu_seconds()
     gc_before = brokergc.sample(bench.bed.state_dir)
+    cpu_of_bed = bedcpu.sample(bench.bed.state_dir, {"operator": operator.pid})
     began = time.monotonic()
     say(f"creating {len(names)} DurableTopics in {namespace} from {bench.threads} threads")
     sent = bench.create_objects(namespace, names)
@@ -50,6 +51,9 @@ def apply_and_wait(
     all_ready = watcher.wait_all_ready(max(1.0, timeout - created))
     ready_at = time.monotonic()
     cpu_at_ready = operator.cpu_seconds()
+    bed_cpu_until_ready = bedcpu.window(
+        cpu_of_bed, bedcpu.sample(bench.bed.state_dir, {"operator": operator.pid}), ready_at - began
+    )
     at_ready = operator.counters()
     gc_until_ready = brokergc.window(gc_before, brokergc.sample(bench.bed.state_dir), ready_at - began)
     ready_seconds = (
@@ -82,6 +86,7 @@ def apply_and_wait(
         "watch_not_ready_writes": dict(watcher.not_ready_writes),
         "ready_wall_seconds_after_create": round(ready_at - began - created, 3),
         "brokers_gc_until_ready": gc_until_ready,
+        "cpu_until_ready": bed_cpu_until_ready,
     }
     return result
 

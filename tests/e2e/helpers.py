@@ -112,7 +112,11 @@ def reason_of(kube: Kube, namespace: str, name: str, kind: str, reason: str, tim
         c = condition(obj, kind)
         return obj if c and c["status"] == "True" and c["reason"] == reason else None
 
-    return wait_for(f"{namespace}/{name} {kind}/{reason}", probe, timeout)
+    try:
+        return wait_for(f"{namespace}/{name} {kind}/{reason}", probe, timeout)
+    except AssertionError as error:
+        status = kube.get(namespace, name).get("status") or {}
+        raise AssertionError(f"{error}; its conditions then: {status.get('conditions')}") from None
 
 
 # ---------------------------------------------------------------------------------------- Kafka
