@@ -8,12 +8,13 @@ that a result taken on a saturated test bed shows it.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.bedcpu import bed_pids
 
 # A broker that spends this share of a window collecting its heap answers late enough to be what a
 # benchmark measures (a sweep over 10,000 topics took up to 20 s at half of its time in GC, 0.5 s at none).
@@ -41,11 +42,7 @@ def parse_gcutil(text: str) -> GcSample | None:
 
 def broker_pids(state_dir: Path) -> dict[str, int]:
     """The running test bed's brokers (and its KRaft controller), by name."""
-    try:
-        procs = json.loads((state_dir / "state.json").read_text())["procs"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {name: int(p["pid"]) for name, p in procs.items() if name.startswith(("broker-", "kafka-"))}
+    return {name: pid for name, pid in bed_pids(state_dir).items() if name.startswith(("broker-", "kafka-"))}
 
 
 def sample(state_dir: Path) -> dict[str, GcSample]:

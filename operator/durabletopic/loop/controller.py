@@ -114,7 +114,6 @@ class Controller:
         self.metrics = metrics
         self.operator_floors = policy
         self.batch_size = batch_size
-        self.confirm_reread_delays = CONFIRM_REREAD_DELAYS
         self.default_sweep_interval = sweep_interval
         self.resync_interval = resync_interval
         self.now = now
@@ -837,18 +836,19 @@ class Controller:
         """Topics this pass created that its confirming read did not see (the broker that answered had
         not applied the new metadata yet), read again a moment later, those alone: seen now, their
         objects get their status in this pass, not a full pass later."""
+        unseen = {name for name in created if after.get(name) is None}
         seen: dict[str, ObservedTopic] = {}
-        for delay in self.confirm_reread_delays:
-            unseen = sorted(name for name in created if after.get(name) is None and name not in seen)
+        for delay in CONFIRM_REREAD_DELAYS:
             if not unseen:
                 break
             await asyncio.sleep(delay)
             try:
-                again = await self.kafka.read_topics(unseen)
+                again = await self.kafka.read_topics(sorted(unseen))
             except KafkaUnavailable as error:
                 log.debug("created topics not read again: %s", error)
                 break
             seen.update({name: topic for name, topic in again.observed.items() if topic is not None})
+            unseen -= seen.keys()
         return seen
 
     async def _execute(self, actions: list[Any]) -> dict[str, TopicError | None]:

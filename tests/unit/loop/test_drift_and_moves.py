@@ -193,3 +193,22 @@ async def test_a_topic_someone_else_recreated_behind_a_lagging_read_is_not_taken
     assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "1", "not changed"
     assert harness.kube.condition(ref, "Ready") == ("False", "TopicReplaced")
     assert not [e for e in harness.kube.events if "recreated" in str(e)]
+
+
+async def test_a_topic_someone_else_recreated_is_not_read_again_as_the_operators(harness: Harness) -> None:
+    """As above, and the read after acting misses it too: only topics the pass itself created are read
+    again, so the other one's topic is never taken for a topic the operator has just made."""
+    ref = harness.apply("orders", {"partitions": 2})
+    await harness.settle()
+    del harness.kafka.topics["orders"]
+    theirs = harness.kafka.add_topic("orders", partitions=2, overrides={MIN_INSYNC_REPLICAS: "1"})
+    harness.kafka._hidden["orders"] = 2  # the pass's read and its read after acting
+    harness.controller.queue.add(ref)
+    harness.kafka.calls.clear()
+    await harness.step()
+    assert harness.kafka.count("describe_topics") == 2, "no read again of a topic the pass did not create"
+    await harness.settle()
+    assert harness.kafka.topics["orders"].topic_id == theirs
+    assert harness.kafka.topics["orders"].overrides[MIN_INSYNC_REPLICAS] == "1", "not changed"
+    assert harness.kube.condition(ref, "Ready") == ("False", "TopicReplaced")
+    assert harness.status(ref)["topicId"] != theirs
